@@ -1,0 +1,30 @@
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+
+def pytest_collectstart(collector):
+    # nbval: compare outputs, not the warnings libraries print to stderr.
+    if collector.path is not None and collector.path.suffix == ".ipynb":
+        collector.skip_compare += ("stderr",)
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_keras_session():
+    import keras
+
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(0)
+    yield
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "tensorflow_only: needs TensorFlow as the Keras backend (notebooks, browser)")

@@ -1,0 +1,53 @@
+"""Wrong uses of vitlib, each answered by a ValueError that names the bad value and the fix."""
+import numpy as np
+import pytest
+
+import vitlib
+
+SMALL = dict(image_size=16, num_classes=5, hidden_size=16, depth=1, num_heads=2, mlp_dim=32, patch_size=4)
+
+
+def small_model():
+    return vitlib.build_vit(None, **SMALL)
+
+
+CASES = [
+    ("rank-3 images to extract_patches", lambda: vitlib.extract_patches(np.zeros((32, 32, 3)), 8), r"rank 4.*images\[None\]"),
+    ("rank-3 images to the model", lambda: small_model()(np.zeros((16, 16, 3), "float32")), r"got \(16, 16, 3\).*images\[None\]"),
+    ("image not divisible by patch", lambda: vitlib.build_vit("Ti/16", image_size=100), r"100x100 is not divisible by patch size 16.*96x96"),
+    ("patches of an indivisible image", lambda: vitlib.extract_patches(np.zeros((1, 30, 30, 3)), 8), r"30x30.*patch size 8"),
+    ("channel mismatch at call time", lambda: small_model()(np.zeros((2, 16, 16, 1), "float32")), r"\(batch, 16, 16, 3\), got \(2, 16, 16, 1\)"),
+    ("image size mismatch at call time", lambda: small_model()(np.zeros((2, 32, 32, 3), "float32")), r"got \(2, 32, 32, 3\).*Resize"),
+    ("width not divisible by heads", lambda: vitlib.build_vit(None, **{**SMALL, "num_heads": 3}), r"hidden_size=16 is not divisible by num_heads=3"),
+    ("attention layer width vs heads", lambda: vitlib.MultiHeadSelfAttention(3)(np.zeros((1, 2, 16), "float32")), r"width 16 is not divisible by num_heads=3"),
+    ("unknown variant", lambda: vitlib.build_vit("X/16"), r"Unknown variant 'X/16'.*'B/16'"),
+    ("variant without a patch size", lambda: vitlib.build_vit("B"), r"Unknown variant 'B'"),
+    ("unknown pos_embedding", lambda: vitlib.build_vit("Ti/16", pos_embedding="rope"), r"Unknown pos_embedding 'rope'.*'sincos2d'"),
+    ("unknown pool", lambda: vitlib.build_vit("Ti/16", pool="max"), r"Unknown pool 'max'.*'gap'"),
+    ("unknown stem", lambda: vitlib.build_vit("Ti/16", stem="resnet"), r"Unknown stem 'resnet'"),
+    ("negative dropout", lambda: vitlib.build_vit("Ti/16", dropout=-0.1), r"dropout must be a number in \[0, 1\), got -0.1"),
+    ("dropout of one", lambda: vitlib.build_vit("Ti/16", drop_path=1.0), r"drop_path must be a number in \[0, 1\), got 1.0"),
+    ("zero classes", lambda: vitlib.build_vit("Ti/16", num_classes=0), r"num_classes must be a positive integer, got 0"),
+    ("fractional depth", lambda: vitlib.build_vit("Ti/16", depth=2.5), r"depth must be a positive integer, got 2.5"),
+    ("custom model missing sizes", lambda: vitlib.build_vit(None, hidden_size=64), r"variant=None needs explicit depth, num_heads, mlp_dim, patch_size"),
+    ("sincos2d with width not divisible by 4", lambda: vitlib.build_vit(None, **{**SMALL, "hidden_size": 18, "num_heads": 2, "pos_embedding": "sincos2d"}), r"sincos2d.*divisible by 4, got 18"),
+    ("fused attention with attention dropout", lambda: vitlib.build_vit("Ti/16", attention_impl="fused", attention_dropout=0.1), r"fused.*attention dropout"),
+    ("unknown attention impl", lambda: vitlib.MultiHeadSelfAttention(2, attention_impl="flash"), r"Unknown attention_impl 'flash'"),
+    ("resize to an impossible grid", lambda: vitlib.resize_position_embeddings(np.zeros((1, 17, 8)), (0, 4)), r"new_grid must be a positive integer, got 0"),
+    ("resize a non-square table without old_grid", lambda: vitlib.resize_position_embeddings(np.zeros((1, 13, 8)), 4), r"Cannot infer the grid of 12.*old_grid"),
+    ("resize with a wrong old_grid", lambda: vitlib.resize_position_embeddings(np.zeros((1, 17, 8)), 4, old_grid=(3, 5)), r"holds 15 positions but the table has 16"),
+    ("patches_to_images with wrong token count", lambda: vitlib.patches_to_images(np.zeros((1, 5, 48)), 16, 4), r"\(batch, 16, 4\*4\*channels\).*got \(1, 5, 48\)"),
+    ("position embedding for the wrong grid", lambda: vitlib.PositionEmbedding("learned", (4, 4))(np.zeros((1, 10, 8), "float32")), r"1 \+ 4x4 = 17 tokens"),
+    ("unknown patch method", lambda: vitlib.extract_patches(np.zeros((1, 8, 8, 3)), 4, method="unfold"), r"Unknown method 'unfold'"),
+    ("conv stem with patch 14", lambda: vitlib.build_vit("B/14", stem="conv"), r"power of 2, got 14"),
+]
+
+
+@pytest.mark.parametrize("what,call,message", CASES, ids=[c[0] for c in CASES])
+def test_bad_input_raises_value_error_with_the_value_and_the_fix(what, call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+def test_the_table_covers_at_least_fifteen_wrong_uses():
+    assert len(CASES) >= 15

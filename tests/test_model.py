@@ -1,0 +1,108 @@
+import itertools
+
+import keras
+import numpy as np
+import pytest
+from keras import ops
+
+import vitlib
+
+SMALL = dict(image_size=16, num_classes=5, hidden_size=16, depth=2, num_heads=2, mlp_dim=32, patch_size=4)
+
+
+@pytest.mark.parametrize("variant,patch,expected", [
+    ("B/16", 16, 86_567_656), ("L/16", 16, 304_326_632), ("H/14", 14, 632_045_800),
+])
+def test_parameter_counts_match_table_1_of_the_paper(variant, patch, expected):
+    model = vitlib.build_vit(variant, image_size=224, num_classes=1000)
+    assert model.count_params() == expected
+    assert model.config.patch_size == patch
+
+
+def test_variant_strings_decode_to_table_1():
+    cfg = vitlib.ViTConfig.from_variant("S/32", image_size=64)
+    assert (cfg.hidden_size, cfg.depth, cfg.num_heads, cfg.mlp_dim, cfg.patch_size) == (384, 12, 6, 1536, 32)
+    assert vitlib.parse_variant("Ti/4") == ("Ti", 4)
+    custom = vitlib.ViTConfig.from_variant("Ti/4", image_size=32, depth=3)  # overrides keep the rest
+    assert (custom.depth, custom.hidden_size) == (3, 192)
+
+
+def test_model_maps_images_to_logits_with_zero_initialised_head(rng):
+    model = vitlib.build_vit(None, **SMALL)
+    x = rng.normal(size=(3, 16, 16, 3)).astype("float32")
+    np.testing.assert_array_equal(ops.convert_to_numpy(model(x)), 0.0)  # zero head -> zero logits
+    assert [l.name for l in model.layers[:4]] == ["images", "patch_embedding", "class_token", "position_embedding"]
+    assert model.config.num_tokens == 17
+
+
+def randomise(model, rng, scale=0.2):
+    for v in model.weights:
+        v.assign(rng.normal(scale=scale, size=v.shape).astype(v.dtype))
+
+
+def permute_patches(x, patch, perm):
+    patches = vitlib.extract_patches(x, patch)
+    return ops.convert_to_numpy(vitlib.patches_to_images(ops.take(patches, perm, axis=1), x.shape[1:3], patch))
+
+
+@pytest.mark.parametrize("pos_embedding,pool,invariant", [
+    ("none", "token", True), ("none", "gap", True),
+    ("learned", "token", False), ("sincos1d", "token", False), ("sincos2d", "token", False),
+])
+def test_permuting_patches_changes_the_output_only_with_position_embeddings(rng, pos_embedding, pool, invariant):
+    model = vitlib.build_vit(None, **{**SMALL, "pos_embedding": pos_embedding, "pool": pool})
+    randomise(model, rng, scale=0.5)  # peaked attention, so that positions can matter
+    x = rng.normal(size=(2, 16, 16, 3)).astype("float32")
+    shuffled = permute_patches(x, 4, rng.permutation(16))
+    assert not np.allclose(shuffled, x)
+    a, b = ops.convert_to_numpy(model(x)), ops.convert_to_numpy(model(shuffled))
+    if invariant:
+        np.testing.assert_allclose(a, b, atol=1e-5)  # float32 round-off only
+    else:
+        assert np.abs(a - b).max() > 1e-2
+
+
+@pytest.mark.parametrize("pos_embedding,pool", list(itertools.product(["learned", "sincos1d", "sincos2d", "none"], ["token", "gap"])))
+def test_saved_model_reloads_with_identical_outputs(tmp_path, rng, pos_embedding, pool):
+    model = vitlib.build_vit(None, **{**SMALL, "pos_embedding": pos_embedding, "pool": pool})
+    randomise(model, rng)
+    x = rng.normal(size=(2, 16, 16, 3)).astype("float32")
+    path = tmp_path / "m.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    assert isinstance(loaded, vitlib.VisionTransformer) and loaded.config == model.config
+    np.testing.assert_array_equal(ops.convert_to_numpy(loaded(x)), ops.convert_to_numpy(model(x)))
+
+
+def test_hybrid_model_with_conv_stem_saves_and_reloads(tmp_path, rng):
+    model = vitlib.build_vit(None, **{**SMALL, "stem": "conv", "dropout": 0.1, "drop_path": 0.1})
+    randomise(model, rng)
+    x = rng.normal(size=(2, 16, 16, 3)).astype("float32")
+    model.save(tmp_path / "hybrid.keras")
+    loaded = keras.saving.load_model(tmp_path / "hybrid.keras")
+    np.testing.assert_allclose(ops.convert_to_numpy(loaded(x)), ops.convert_to_numpy(model(x)), atol=1e-6)
+    assert "conv_stem" in [l.name for l in model.layers]
+
+
+def test_attention_weights_for_every_layer_are_those_of_the_forward_pass(rng):
+    model = vitlib.build_vit(None, **SMALL)
+    randomise(model, rng)
+    x = rng.normal(size=(2, 16, 16, 3)).astype("float32")
+    maps = vitlib.attention_weights(model, x)
+    assert len(maps) == 2 and maps[0].shape == (2, 2, 17, 17)
+    np.testing.assert_allclose(maps[1].sum(-1), 1.0, atol=1e-5)
+    # recompute the last block's weights from the tokens the model itself feeds it
+    last = model.get_layer("encoder_block_1")
+    tokens = keras.Model(model.inputs[0], last.input)(x)
+    _, expected = last(tokens, return_attention_scores=True)
+    np.testing.assert_allclose(maps[1], ops.convert_to_numpy(expected), atol=1e-6)
+
+
+def test_model_memorises_a_small_batch(rng):
+    model = vitlib.build_vit(None, **SMALL)
+    model.compile(keras.optimizers.Adam(3e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    x = rng.normal(size=(16, 16, 16, 3)).astype("float32")
+    y = rng.integers(0, 5, size=16)
+    losses = model.fit(x, y, epochs=30, batch_size=16, verbose=0).history["loss"]
+    assert losses[0] == pytest.approx(np.log(5), rel=1e-3)  # zero head: uniform prediction over 5 classes
+    assert losses[-1] < losses[0] * 0.6

@@ -1,0 +1,234 @@
+"""The Vision Transformer, Sec. 3.1 of Dosovitskiy et al. (2021):
+
+    images -> patch embedding (+ class token) + position embeddings -> L encoder blocks
+           -> LayerNorm -> pool (class token or mean of patch tokens) -> linear head -> logits
+"""
+import dataclasses
+import re
+
+import keras
+from keras import layers, ops
+
+from vitlib import _checks
+from vitlib.attention import ATTENTION_IMPLS
+from vitlib.embeddings import POSITION_EMBEDDINGS, ClassToken, ConvStem, PatchEmbedding, PositionEmbedding
+from vitlib.encoder import LAYER_NORM_EPSILON, EncoderBlock
+from vitlib.patches import patch_grid
+
+# Table 1 of the paper (B, L, H) and of DeiT (Touvron et al. 2021) for Ti and S:
+# name -> (hidden size D, depth L, heads, MLP size)
+VARIANTS = {
+    "Ti": (192, 12, 3, 768),
+    "S": (384, 12, 6, 1536),
+    "B": (768, 12, 12, 3072),
+    "L": (1024, 24, 16, 4096),
+    "H": (1280, 32, 16, 5120),
+}
+POOLS = ("token", "gap")
+STEMS = ("patch", "conv")
+
+
+def parse_variant(variant):
+    """``"B/16"`` -> ``("B", 16)``."""
+    match = re.fullmatch(r"(Ti|S|B|L|H)/(\d+)", str(variant))
+    if not match or int(match[2]) == 0:
+        raise ValueError(
+            f"Unknown variant {variant!r}. Write a size and a patch size like 'B/16' or 'Ti/4'; sizes are "
+            f"{', '.join(VARIANTS)}. For a custom model pass variant=None with hidden_size, depth, "
+            "num_heads, mlp_dim and patch_size."
+        )
+    return match[1], int(match[2])
+
+
+@dataclasses.dataclass(frozen=True)
+class ViTConfig:
+    """Everything that defines a ViT architecture, checked on creation."""
+
+    image_size: tuple = (224, 224)
+    patch_size: int = 16
+    channels: int = 3
+    num_classes: int = 1000
+    hidden_size: int = 192
+    depth: int = 12
+    num_heads: int = 3
+    mlp_dim: int = 768
+    pos_embedding: str = "learned"
+    pool: str = "token"
+    stem: str = "patch"
+    dropout: float = 0.0
+    attention_dropout: float = 0.0
+    drop_path: float = 0.0
+    attention_impl: str = "auto"
+    classifier_activation: str = None
+    variant: str = None
+
+    def __post_init__(self):
+        set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731  (frozen dataclass)
+        set_("image_size", _checks.int_pair("image_size", self.image_size))
+        for name in ("patch_size", "channels", "hidden_size", "depth", "num_heads", "mlp_dim"):
+            set_(name, _checks.positive_int(name, getattr(self, name)))
+        _checks.positive_int("num_classes", self.num_classes, "A classifier needs at least one class.")
+        patch_grid(self.image_size, self.patch_size)
+        if self.hidden_size % self.num_heads:
+            raise ValueError(
+                f"hidden_size={self.hidden_size} is not divisible by num_heads={self.num_heads}: each head "
+                f"gets hidden_size / num_heads values. Change one of them."
+            )
+        _checks.choice("pos_embedding", self.pos_embedding, POSITION_EMBEDDINGS)
+        if self.pos_embedding == "sincos1d" and self.hidden_size % 2:
+            raise ValueError(f"pos_embedding='sincos1d' needs an even hidden_size, got {self.hidden_size}.")
+        if self.pos_embedding == "sincos2d" and self.hidden_size % 4:
+            raise ValueError(f"pos_embedding='sincos2d' needs hidden_size divisible by 4, got {self.hidden_size}.")
+        _checks.choice("pool", self.pool, POOLS)
+        _checks.choice("stem", self.stem, STEMS)
+        for name in ("dropout", "attention_dropout", "drop_path"):
+            set_(name, _checks.rate(name, getattr(self, name)))
+        _checks.choice("attention_impl", self.attention_impl, ATTENTION_IMPLS)
+        if self.attention_impl == "fused" and self.attention_dropout > 0:
+            raise ValueError("attention_impl='fused' cannot apply attention dropout; use 'auto' or 'explicit'.")
+        _checks.choice("classifier_activation", self.classifier_activation, (None, "softmax"))
+
+    @property
+    def grid_size(self):
+        return patch_grid(self.image_size, self.patch_size)
+
+    @property
+    def num_patches(self):
+        rows, cols = self.grid_size
+        return rows * cols
+
+    @property
+    def num_tokens(self):
+        return self.num_patches + (self.pool == "token")
+
+    @classmethod
+    def from_variant(cls, variant="Ti/16", **overrides):
+        """Start from a named variant; keyword arguments that are not None override its values."""
+        overrides = {k: v for k, v in overrides.items() if v is not None or k == "classifier_activation"}
+        if variant is None:
+            missing = [k for k in ("hidden_size", "depth", "num_heads", "mlp_dim", "patch_size") if k not in overrides]
+            if missing:
+                raise ValueError(f"variant=None needs explicit {', '.join(missing)}; or pass a variant like 'S/16'.")
+            return cls(**overrides)
+        size, patch = parse_variant(variant)
+        hidden, depth, heads, mlp = VARIANTS[size]
+        base = dict(hidden_size=hidden, depth=depth, num_heads=heads, mlp_dim=mlp, patch_size=patch, variant=variant)
+        return cls(**{**base, **overrides})
+
+
+@keras.saving.register_keras_serializable(package="vitlib")
+class TokenPool(layers.Layer):
+    """(B, T, D) -> (B, D): the class token's state (``"token"``, Eq. 4) or the mean of all tokens (``"gap"``)."""
+
+    def __init__(self, mode="token", **kwargs):
+        super().__init__(**kwargs)
+        self.mode = _checks.choice("pool", mode, POOLS)
+
+    def call(self, tokens):
+        return tokens[:, 0] if self.mode == "token" else ops.mean(tokens, axis=1)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], input_shape[-1])
+
+    def get_config(self):
+        return {**super().get_config(), "mode": self.mode}
+
+
+@keras.saving.register_keras_serializable(package="vitlib")
+class VisionTransformer(keras.Model):
+    """A functional Keras model built from a :class:`ViTConfig`; ``model.config`` holds it."""
+
+    def __init__(self, config, name=None, **kwargs):
+        if isinstance(config, dict):
+            config = ViTConfig(**config)
+        c = config
+        images = keras.Input((*c.image_size, c.channels), name="images")
+        if c.stem == "patch":
+            x = PatchEmbedding(c.hidden_size, c.patch_size, name="patch_embedding")(images)  # (B, N, D)
+        else:
+            x = ConvStem(c.hidden_size, c.patch_size, name="conv_stem")(images)  # (B, N, D)
+        if c.pool == "token":
+            x = ClassToken(name="class_token")(x)  # (B, 1 + N, D)
+        x = PositionEmbedding(c.pos_embedding, c.grid_size, int(c.pool == "token"), name="position_embedding")(x)
+        x = layers.Dropout(c.dropout, name="embedding_dropout")(x)
+        for i in range(c.depth):
+            rate = c.drop_path * i / max(c.depth - 1, 1)  # linearly increasing with depth, as in DeiT
+            x = EncoderBlock(c.num_heads, c.mlp_dim, c.dropout, c.attention_dropout, rate, c.attention_impl,
+                             name=f"encoder_block_{i}")(x)
+        x = layers.LayerNormalization(epsilon=LAYER_NORM_EPSILON, name="encoder_norm")(x)
+        x = TokenPool(c.pool, name="pool")(x)  # (B, D)
+        logits = layers.Dense(c.num_classes, kernel_initializer="zeros", activation=c.classifier_activation,
+                              dtype="float32", name="head")(x)  # zero-initialised head, as in the paper's code
+        name = name or "vit_" + re.sub(r"\W", "_", c.variant or "custom")
+        super().__init__(inputs=images, outputs=logits, name=name, **kwargs)
+        self.config = c
+
+    def __call__(self, images, *args, **kwargs):
+        _check_model_input(self, images)
+        return super().__call__(images, *args, **kwargs)
+
+    def get_config(self):
+        return {"config": dataclasses.asdict(self.config), "name": self.name}
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        return cls(**config)
+
+
+def build_vit(variant="Ti/16", *, image_size=224, num_classes=1000, channels=3, pos_embedding="learned",
+              pool="token", stem="patch", patch_size=None, hidden_size=None, depth=None, num_heads=None,
+              mlp_dim=None, dropout=0.0, attention_dropout=0.0, drop_path=0.0, attention_impl="auto",
+              classifier_activation=None, name=None):
+    """Build a ViT ``keras.Model`` mapping images (B, H, W, C) to logits (B, num_classes).
+
+    ``variant`` is a size and a patch size such as ``"B/16"`` or ``"Ti/4"`` (Table 1 of the paper);
+    ``patch_size``, ``hidden_size``, ``depth``, ``num_heads`` and ``mlp_dim`` override it, and with
+    ``variant=None`` they define a custom model.
+    """
+    config = ViTConfig.from_variant(
+        variant, image_size=image_size, num_classes=num_classes, channels=channels, pos_embedding=pos_embedding,
+        pool=pool, stem=stem, patch_size=patch_size, hidden_size=hidden_size, depth=depth, num_heads=num_heads,
+        mlp_dim=mlp_dim, dropout=dropout, attention_dropout=attention_dropout, drop_path=drop_path,
+        attention_impl=attention_impl, classifier_activation=classifier_activation,
+    )
+    return VisionTransformer(config, name=name)
+
+
+def encoder_blocks(model):
+    """The model's encoder blocks, first to last."""
+    blocks = [layer for layer in model.layers if isinstance(layer, EncoderBlock)]
+    if not blocks:
+        raise ValueError(f"Model {model.name!r} has no vitlib EncoderBlock layers; build it with vitlib.build_vit.")
+    return blocks
+
+
+def attention_weights(model, images, training=False):
+    """Every layer's attention weights for a batch: a list of L arrays (B, heads, T, T) (NumPy).
+
+    Runs the model up to the first encoder block, then each block asking for its weights; the final
+    tokens equal those of the model's own forward pass.
+    """
+    blocks = encoder_blocks(model)
+    _check_model_input(model, images)
+    embed = keras.Model(model.inputs[0], blocks[0].input)
+    x = embed(images, training=training)
+    maps = []
+    for block in blocks:
+        x, weights = block(x, training=training, return_attention_scores=True)
+        maps.append(ops.convert_to_numpy(weights))
+    return maps
+
+
+def _check_model_input(model, images):
+    """Compare the known dimensions of ``images`` with the model's input (unknown ones pass)."""
+    expected = tuple(model.inputs[0].shape[1:])
+    try:
+        given = tuple(images.shape)
+    except (AttributeError, ValueError):  # not an array, or a graph tensor of unknown rank
+        return
+    if len(given) != 4 or any(g is not None and g != e for g, e in zip(given[1:], expected)):
+        raise ValueError(
+            f"Model {model.name!r} takes images of shape (batch, {', '.join(map(str, expected))}), got {given}. "
+            + ("For one image add a batch axis: images[None]." if len(given) == 3 else
+               "Resize the images, or build the model with matching image_size and channels.")
+        )
