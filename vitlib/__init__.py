@@ -1,7 +1,11 @@
 """vitlib: the Vision Transformer (Dosovitskiy et al. 2021) built one concept at a time, in Keras 3.
 
-Modules in reading order: patches -> embeddings -> attention -> encoder -> model.
+Modules in reading order: patches -> embeddings -> attention -> encoder -> model -> data -> costs
+-> analysis -> plotting -> widgets -> exercises.
 """
+from vitlib._quiet import import_tensorflow_quietly
+
+import_tensorflow_quietly()
 from vitlib.patches import Patches, extract_patches, identity_patch_kernel, num_patches, patch_grid, patches_to_images
 from vitlib.embeddings import (
     ClassToken, ConvStem, PatchEmbedding, PositionEmbedding, resize_position_embeddings, sincos_1d, sincos_2d,
@@ -13,3 +17,6 @@ from vitlib.model import (
 )
 
 __version__ = "0.1.0"
+
+from vitlib import analysis, costs, data, exercises, plotting, widgets  # noqa: E402  (modules, in teaching order)
+from vitlib.exercises import check  # noqa: E402

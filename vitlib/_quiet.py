@@ -1,0 +1,32 @@
+"""TensorFlow prints CUDA and CPU-feature notes to stderr from C++ before it reads TF_CPP_MIN_LOG_LEVEL.
+When the user asked for quiet (TF_CPP_MIN_LOG_LEVEL >= 2), import and initialise TensorFlow with file
+descriptor 2 sent to /dev/null, so notebooks stay clean. Python exceptions are not affected."""
+import contextlib
+import os
+
+
+@contextlib.contextmanager
+def _stderr_silenced():
+    saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
+
+
+def import_tensorflow_quietly():
+    wants_quiet = os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") in ("2", "3")
+    uses_tf = os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow"
+    if not (wants_quiet and uses_tf) or "tensorflow" in __import__("sys").modules:
+        return
+    try:
+        with _stderr_silenced():
+            import tensorflow as tf
+
+            tf.config.list_physical_devices()
+            tf.zeros(1)  # first op: initialises the devices, which logs too
+    except ImportError:
+        pass  # Keras reports a missing backend itself

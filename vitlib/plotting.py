@@ -1,0 +1,121 @@
+"""Figures for the notebooks. Each function returns a matplotlib ``Figure`` (not attached to pyplot, so a
+notebook shows it once, as the cell's value)."""
+import numpy as np
+from matplotlib.figure import Figure
+
+from vitlib import _checks
+from vitlib.patches import extract_patches, patch_grid
+
+
+def _as_rgb(image):
+    image = np.asarray(image, dtype="float32")
+    return image[..., 0] if image.shape[-1] == 1 else image
+
+
+def draw_patch_grid(ax, image, patch_size, numbers=True):
+    """Show ``image`` (H, W, C) on ``ax`` with the patch grid and each patch's token index."""
+    rows, cols = patch_grid(image.shape[:2], patch_size)
+    ax.imshow(_as_rgb(image), cmap="gray")
+    for r in range(1, rows):
+        ax.axhline(r * patch_size - 0.5, color="white", lw=0.8)
+    for c in range(1, cols):
+        ax.axvline(c * patch_size - 0.5, color="white", lw=0.8)
+    if numbers and rows * cols <= 64:
+        for i in range(rows * cols):
+            r, c = divmod(i, cols)
+            ax.text((c + 0.5) * patch_size, (r + 0.5) * patch_size, str(i), color="yellow", ha="center",
+                    va="center", fontsize=8, fontweight="bold")
+    ax.set_title(f"{rows}x{cols} = {rows * cols} patches of {patch_size}x{patch_size}")
+    ax.axis("off")
+
+
+def patch_figure(image, patch_size, max_tokens=12):
+    """The image with its patch grid, the first tokens in sequence order, and the token matrix (N, P·P·C)."""
+    image = np.asarray(image, dtype="float32")
+    tokens = np.asarray(extract_patches(image[None], patch_size))[0]  # (N, P·P·C)
+    n, dim = tokens.shape
+    fig = Figure(figsize=(10, 5.5), layout="constrained")
+    grid = fig.add_gridspec(2, max_tokens, height_ratios=[3, 1])
+    draw_patch_grid(fig.add_subplot(grid[0, : max_tokens // 2]), image, patch_size)
+    ax = fig.add_subplot(grid[0, max_tokens // 2:])
+    ax.imshow(tokens, aspect="auto", cmap="viridis", interpolation="nearest")
+    ax.set(title=f"token matrix: {n} tokens x {dim} values", xlabel="value index (row, col, channel)",
+           ylabel="token index")
+    channels = image.shape[-1]
+    for i in range(min(max_tokens, n)):
+        ax = fig.add_subplot(grid[1, i])
+        ax.imshow(_as_rgb(tokens[i].reshape(patch_size, patch_size, channels)), cmap="gray")
+        ax.set_title(str(i), fontsize=8)
+        ax.axis("off")
+    return fig
+
+
+def attention_matrix_figure(weights, labels=None, title="attention weights"):
+    """A (queries, keys) attention matrix as a heat map, each row summing to one."""
+    weights = np.asarray(weights)
+    fig = Figure(figsize=(4.5, 4), layout="constrained")
+    ax = fig.add_subplot()
+    im = ax.imshow(weights, cmap="Blues", vmin=0)
+    ax.set(title=title, xlabel="key", ylabel="query")
+    if labels is not None:
+        ax.set_xticks(range(len(labels)), labels, rotation=90)
+        ax.set_yticks(range(len(labels)), labels)
+    fig.colorbar(im, ax=ax, shrink=0.8)
+    return fig
+
+
+def similarity_grid_figure(similarity, title="position embedding similarity", step=1):
+    """Fig. 7 (centre) of the paper: for each patch, its cosine similarity with every other patch.
+
+    similarity: (rows, cols, rows, cols) from :func:`vitlib.analysis.position_similarity`. ``step``
+    shows every step-th patch only, for large grids.
+    """
+    rows, cols = similarity.shape[:2]
+    shown_r, shown_c = range(0, rows, step), range(0, cols, step)
+    fig = Figure(figsize=(1.0 * len(shown_c) + 1, 1.0 * len(shown_r)), layout="constrained")
+    axes = fig.subplots(len(shown_r), len(shown_c), squeeze=False)
+    for a, r in enumerate(shown_r):
+        for b, c in enumerate(shown_c):
+            im = axes[a, b].imshow(similarity[r, c], vmin=-1, vmax=1, cmap="viridis")
+            axes[a, b].set_xticks([]), axes[a, b].set_yticks([])
+            if b == 0:
+                axes[a, b].set_ylabel(str(r + 1), fontsize=8)
+            if a == len(shown_r) - 1:
+                axes[a, b].set_xlabel(str(c + 1), fontsize=8)
+    fig.colorbar(im, ax=axes, shrink=0.6, label="cosine similarity")
+    fig.suptitle(title)
+    return fig
+
+
+def filters_figure(kernel, max_filters=32, columns=8):
+    """The first filters of a patch-embedding kernel (P, P, C, D) as small images, each scaled to [0, 1]."""
+    kernel = np.asarray(kernel)
+    if kernel.ndim != 4:
+        raise ValueError(f"kernel must have shape (P, P, C, D), got {kernel.shape}. Reshape a Dense kernel first.")
+    count = min(max_filters, kernel.shape[-1])
+    rows = -(-count // columns)
+    fig = Figure(figsize=(columns * 0.9, rows * 0.9 + 0.4), layout="constrained")
+    axes = fig.subplots(rows, columns, squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i < count:
+            f = kernel[..., i]
+            ax.imshow(_as_rgb((f - f.min()) / max(f.max() - f.min(), 1e-12)), cmap="gray")
+    fig.suptitle(f"{count} of {kernel.shape[-1]} embedding filters")
+    return fig
+
+
+def bar_figure(names, values, ylabel, title, reference=None):
+    """Bars for ``values``; ``reference`` (same length) draws a second series for comparison."""
+    _checks.positive_int("number of bars", len(names))
+    fig = Figure(figsize=(6, 3.5), layout="constrained")
+    ax = fig.add_subplot()
+    x = np.arange(len(names))
+    width = 0.4 if reference is not None else 0.7
+    ax.bar(x - (width / 2 if reference is not None else 0), values, width, label="measured")
+    if reference is not None:
+        ax.bar(x + width / 2, reference, width, label="reference")
+        ax.legend()
+    ax.set_xticks(x, names)
+    ax.set(ylabel=ylabel, title=title)
+    return fig
