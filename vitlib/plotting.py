@@ -71,12 +71,13 @@ def similarity_grid_figure(similarity, title="position embedding similarity", st
     shows every step-th patch only, for large grids.
     """
     rows, cols = similarity.shape[:2]
+    low = float(np.min(similarity))  # one colour scale for all maps, from the lowest similarity to 1
     shown_r, shown_c = range(0, rows, step), range(0, cols, step)
     fig = Figure(figsize=(1.0 * len(shown_c) + 1, 1.0 * len(shown_r)), layout="constrained")
     axes = fig.subplots(len(shown_r), len(shown_c), squeeze=False)
     for a, r in enumerate(shown_r):
         for b, c in enumerate(shown_c):
-            im = axes[a, b].imshow(similarity[r, c], vmin=-1, vmax=1, cmap="viridis")
+            im = axes[a, b].imshow(similarity[r, c], vmin=low, vmax=1, cmap="viridis")
             axes[a, b].set_xticks([]), axes[a, b].set_yticks([])
             if b == 0:
                 axes[a, b].set_ylabel(str(r + 1), fontsize=8)
