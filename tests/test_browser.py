@@ -4,6 +4,7 @@ Opens notebook 01, runs all cells, moves the patch explorer's slider with the ke
 widget re-renders (token count and picture change) and that no widget shows an error. Keeps a screenshot in
 build/browser/.
 """
+import json
 import os
 import shutil
 import socket
@@ -21,6 +22,13 @@ ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = "01_images_as_words.ipynb"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SHOTS = ROOT / "build" / "browser"
+
+
+KERNEL_IDLE = """() => {
+    const panel = window.jupyterapp.shell.currentWidget;
+    const kernel = panel && panel.sessionContext && panel.sessionContext.session && panel.sessionContext.session.kernel;
+    return !!kernel && kernel.status === 'idle' && panel.content && panel.content.widgets.length > 0;
+}"""
 
 
 def free_port():
@@ -61,6 +69,12 @@ def jupyterlab(tmp_path_factory):
                 server.kill()
                 pytest.fail("JupyterLab did not start:\n" + (work / "server.log").read_text()[-3000:])
             time.sleep(0.5)
+    # Start the notebook's kernel session through the REST API, so that JupyterLab attaches to a running kernel
+    # instead of choosing one itself (its kernel dialog can otherwise interrupt the run).
+    request = urllib.request.Request(f"{url}/api/sessions", method="POST", headers={"Content-Type": "application/json"},
+                                     data=json.dumps({"path": NOTEBOOK, "name": NOTEBOOK, "type": "notebook",
+                                                      "kernel": {"name": "python3"}}).encode())
+    urllib.request.urlopen(request, timeout=60)
     yield url
     server.terminate()
     try:
@@ -80,15 +94,27 @@ def test_patch_explorer_slider_rerenders_in_jupyterlab(jupyterlab):
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         try:
             page.goto(f"{jupyterlab}/lab/tree/{NOTEBOOK}", timeout=120_000)
-            page.wait_for_function("window.jupyterapp !== undefined && window.jupyterapp.started !== undefined",
-                                   timeout=120_000)
+            page.wait_for_function("window.jupyterapp !== undefined && window.galata !== undefined", timeout=120_000)
             page.wait_for_selector(".jp-Notebook", timeout=120_000)
-            idle = ".jp-Notebook-ExecutionIndicator[data-status='idle']"  # a zero-size element: wait for it attached
-            page.wait_for_selector(idle, state="attached", timeout=180_000)  # kernel started
             news = page.get_by_role("button", name="No")  # JupyterLab's news toast can cover the outputs
             if news.count():
                 news.first.click()
-            page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+            # Run the notebook once its kernel is idle, cell by cell with Galata's in-page helper (awaits each cell).
+            page.wait_for_function(KERNEL_IDLE, timeout=240_000)
+            page.evaluate("window.jupyterapp.commands.execute('notebook:clear-all-cell-outputs')")
+            page.evaluate("() => { window.galata.app; window.galata.runActiveNotebookCellByCell().then(() => { window.__ran = true; },"
+                          " (e) => { window.__ran = String(e); }); }")
+            deadline = time.time() + 300
+            while page.evaluate("window.__ran === undefined"):
+                if page.locator(".jp-Dialog select").count():  # "Select Kernel": keep the session we started
+                    select = page.locator(".jp-Dialog select").first
+                    running = [t for t in select.locator("option").all_inner_texts() if t.startswith(NOTEBOOK)]
+                    assert running, "JupyterLab asked for a kernel and our session is not offered"
+                    select.select_option(label=running[0])
+                    page.locator(".jp-Dialog button.jp-mod-accept").first.click()
+                assert time.time() < deadline, "the notebook did not finish running in 300 s"
+                time.sleep(0.5)
+            assert page.evaluate("window.__ran") is True, page.evaluate("window.__ran")
 
             stats = page.locator(".widget-html-content", has_text="tokens of")
             stats.wait_for(timeout=240_000)
@@ -108,7 +134,7 @@ def test_patch_explorer_slider_rerenders_in_jupyterlab(jupyterlab):
                 "(old) => document.querySelector('img.widget-image').getAttribute('src') !== old", arg=before,
                 timeout=60_000)
             assert "N² = 4,096" in stats.inner_text()
-            page.get_by_text("[01.patchify]").wait_for(timeout=240_000)  # the last cell ran: the whole notebook did
+            page.get_by_text("[01.patchify]").wait_for(timeout=60_000)  # the last cell's fresh output
             assert page.locator("text=Error displaying widget").count() == 0
             assert page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']",
                                 has_text="Traceback").count() == 0

@@ -16,6 +16,8 @@ RIGHT = {
     "04.block_params": 7_087_872,
     "05.tokens_h14": 257,
     "05.params_s16": 22_050_664,
+    "06.warmup_lr": 1e-4,
+    "06.label_smoothing": 0.91,
 }
 WRONG = {
     "01.tokens": 588,  # the source text's count
@@ -29,6 +31,8 @@ WRONG = {
     "04.block_params": 7_084_800,
     "05.tokens_h14": 256,
     "05.params_s16": 22_000_000,
+    "06.warmup_lr": 1e-3,
+    "06.label_smoothing": 0.9,
 }
 
 

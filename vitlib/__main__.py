@@ -31,9 +31,9 @@ def devices(backend):
 
 def report():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import keras
+    import vitlib  # first: it imports TensorFlow quietly
 
-    import vitlib
+    import keras
 
     backend = keras.backend.backend()
     lines = [

@@ -26,7 +26,10 @@ def import_tensorflow_quietly():
         with _stderr_silenced():
             import tensorflow as tf
 
-            tf.config.list_physical_devices()
-            tf.zeros(1)  # first op: initialises the devices, which logs too
+            if not tf.config.list_physical_devices("GPU"):
+                # On a machine without a GPU, XLA's first compilation logs a harmless "failed call to
+                # cuInit" error; compile one tiny function now, silenced. (This starts the TensorFlow
+                # runtime: to split the CPU into logical devices, do it before importing vitlib.)
+                tf.function(lambda x: x + 1, jit_compile=True)(tf.constant(1.0))
     except ImportError:
         pass  # Keras reports a missing backend itself

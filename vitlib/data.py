@@ -1,5 +1,7 @@
 """Data that needs no download: sample photos shipped with matplotlib and scikit-learn, and a generated
 task whose label depends on *where* something is in the image."""
+import dataclasses
+
 import numpy as np
 
 from vitlib import _checks
@@ -59,3 +61,136 @@ def position_task(num_images=2000, image_size=32, patch_size=8, square_size=6, n
         top, left = (label // 2) * half + dy, (label % 2) * half + dx
         images[i, top:top + square_size, left:left + square_size, 0] += 1.0
     return images, labels
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Data sets for training: the embedded ones need no network; the keras.datasets ones download once.
+
+DATASETS = ("digits", "position", "mnist", "fashion_mnist", "cifar10", "cifar100")
+_CLASS_NAMES = {
+    "digits": [str(i) for i in range(10)],
+    "position": ["top-left", "top-right", "bottom-left", "bottom-right"],
+    "mnist": [str(i) for i in range(10)],
+    "fashion_mnist": ["T-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "boot"],
+    "cifar10": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"],
+}
+
+
+class DatasetUnavailableError(RuntimeError):
+    """A data set that must be downloaded could not be (offline, firewall): the message says what to do."""
+
+
+@dataclasses.dataclass
+class Dataset:
+    """Images (n, H, W, C) float32 in [0, 1] and int labels, split into train / validation / test."""
+
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    class_names: list
+
+    @property
+    def num_classes(self):
+        return len(self.class_names)
+
+    @property
+    def image_shape(self):
+        return self.x_train.shape[1:]
+
+    def __repr__(self):
+        return (f"Dataset({self.name!r}: images {self.image_shape}, {self.num_classes} classes, "
+                f"train {len(self.y_train)}, validation {len(self.y_val)}, test {len(self.y_test)})")
+
+
+def _split(x, y, fraction, seed):
+    """Stratified split: returns (x_keep, y_keep, x_out, y_out) with `fraction` of each class in `out`."""
+    rng = np.random.default_rng(seed)
+    out = np.concatenate([rng.permutation(np.flatnonzero(y == c))[: int(round(fraction * np.sum(y == c)))]
+                          for c in np.unique(y)])
+    mask = np.zeros(len(y), bool)
+    mask[out] = True
+    return x[~mask], y[~mask], x[mask], y[mask]
+
+
+def _download(name):
+    import keras
+
+    loader = getattr(keras.datasets, name)
+    try:
+        return loader.load_data()
+    except Exception as exc:  # urllib, SSL or HTTP errors, depending on the platform
+        raise DatasetUnavailableError(
+            f"Could not load {name!r}: keras.datasets.{name}.load_data() needs to download it once "
+            f"({type(exc).__name__}: {exc}). Connect to the internet and run "
+            f"`python -c \"import keras; keras.datasets.{name}.load_data()\"` to cache it under ~/.keras/datasets, "
+            "or use an embedded data set: load_dataset('digits') or load_dataset('position')."
+        ) from exc
+
+
+def load_dataset(name="digits", validation_fraction=0.1, test_fraction=0.2, seed=0):
+    """Load a data set as a :class:`Dataset`.
+
+    ``"digits"`` (scikit-learn's 8x8 handwritten digits, 1797 images, embedded: the default) and
+    ``"position"`` (the generated quadrant task of notebook 03) need no network. ``"mnist"``,
+    ``"fashion_mnist"``, ``"cifar10"`` and ``"cifar100"`` come from ``keras.datasets``: downloaded once,
+    then read from the cache; their own test split is kept. The validation split always comes out of
+    the training data, so the test split is never used for tuning.
+    """
+    _checks.choice("dataset name", name, DATASETS)
+    for label, value in (("validation_fraction", validation_fraction), ("test_fraction", test_fraction)):
+        if not 0 < value < 0.5:
+            raise ValueError(f"{label} must be in (0, 0.5), got {value!r}.")
+    if name in ("digits", "position"):
+        if name == "digits":
+            from sklearn.datasets import load_digits
+
+            digits = load_digits()
+            x = (digits.images / 16.0).astype("float32")[..., None]  # (1797, 8, 8, 1)
+            y = digits.target.astype("int32")
+        else:
+            x, y = position_task(4000, seed=seed)
+        x_train, y_train, x_test, y_test = _split(x, y, test_fraction, seed)
+    else:
+        (x_train, y_train), (x_test, y_test) = _download(name)
+        scale = lambda a: (a.astype("float32") / 255.0).reshape(a.shape if a.ndim == 4 else (*a.shape, 1))  # noqa: E731
+        x_train, x_test = scale(x_train), scale(x_test)
+        y_train, y_test = y_train.reshape(-1).astype("int32"), y_test.reshape(-1).astype("int32")
+    x_train, y_train, x_val, y_val = _split(x_train, y_train, validation_fraction, seed + 1)
+    names = _CLASS_NAMES.get(name, [str(i) for i in range(int(y_train.max()) + 1)])
+    return Dataset(name, x_train, y_train, x_val, y_val, x_test, y_test, names)
+
+
+def make_pipeline(images, labels, batch_size=128, num_classes=None, shuffle=False, seed=0, drop_remainder=False):
+    """A ``tf.data`` pipeline: (shuffle) -> batch -> prefetch. Labels become one-hot when ``num_classes`` is
+    given (needed for label smoothing). TensorFlow-specific, so it lives here at the edge."""
+    import tensorflow as tf
+
+    y = labels if num_classes is None else np.eye(num_classes, dtype="float32")[labels]
+    ds = tf.data.Dataset.from_tensor_slices((images, y))
+    if shuffle:
+        ds = ds.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
+    return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
+
+
+def augmentation(kind="basic", flip=True, translate=0.1, seed=0):
+    """Augmentation as Keras layers, applied inside the model (so on the accelerator) and only in training.
+
+    ``"none"``; ``"basic"``: random shifts (the padding-and-crop of CIFAR recipes, without changing the
+    size) and horizontal flips; ``"strong"``: basic plus RandAugment (Cubuk et al. 2020).
+    """
+    import keras
+
+    _checks.choice("augmentation", kind, ("none", "basic", "strong"))
+    layers = []
+    if kind != "none":
+        layers.append(keras.layers.RandomTranslation(translate, translate, fill_mode="constant",
+                                                     interpolation="nearest", seed=seed))
+        if flip:
+            layers.append(keras.layers.RandomFlip("horizontal", seed=seed))
+    if kind == "strong":
+        layers.append(keras.layers.RandAugment(value_range=(0, 1), num_ops=2, factor=0.5, seed=seed))
+    return keras.Sequential(layers or [keras.layers.Identity()], name=f"augment_{kind}")

@@ -112,6 +112,15 @@ EXERCISES = {
         parameter_count(variant="S/16", image_size=224, num_classes=1000),
         "Use vitlib.costs.parameter_count, or build it with vitlib.build_vit and call count_params().",
     ),
+    "06.warmup_lr": Exercise(
+        "With a linear warm-up of 10 steps to a peak learning rate of 1e-3, what is the rate after step 1?", 1e-4,
+        "During warm-up the rate grows in equal steps from 0: peak x step / warmup_steps.",
+    ),
+    "06.label_smoothing": Exercise(
+        "With label smoothing 0.1 over 10 classes, what probability does the target give the true class?", 0.91,
+        "Smoothing keeps 1 - 0.1 of the mass on the true class and spreads 0.1 evenly over all 10 classes "
+        "(the true one included).",
+    ),
 }
 
 

@@ -120,3 +120,43 @@ def bar_figure(names, values, ylabel, title, reference=None):
     ax.set_xticks(x, names)
     ax.set(ylabel=ylabel, title=title)
     return fig
+
+
+def history_figure(history, title="learning curves"):
+    """Loss and accuracy per epoch, training and validation. ``history``: a dict of lists (Keras' History.history)
+    or the path of a CSVLogger file."""
+    if not isinstance(history, dict):
+        import csv
+
+        with open(history) as f:
+            rows = list(csv.DictReader(f))
+        history = {key: [float(r[key]) for r in rows] for key in rows[0]} if rows else {}
+    fig = Figure(figsize=(9, 3.2), layout="constrained")
+    for ax, metric in zip(fig.subplots(1, 2), ("loss", "accuracy")):
+        for prefix, style in (("", "-"), ("val_", "--")):
+            if prefix + metric in history:
+                ax.plot(np.arange(1, len(history[prefix + metric]) + 1), history[prefix + metric], style,
+                        label="validation" if prefix else "training")
+        ax.set(xlabel="epoch", ylabel=metric)
+        ax.legend()
+    fig.suptitle(title)
+    return fig
+
+
+def confusion_matrix_figure(y_true, y_pred, class_names=None, title="confusion matrix (test split)"):
+    """Counts of (true class, predicted class), with the counts written in the cells."""
+    k = len(class_names) if class_names is not None else int(max(np.max(y_true), np.max(y_pred))) + 1
+    counts = np.zeros((k, k), int)
+    np.add.at(counts, (np.asarray(y_true), np.asarray(y_pred)), 1)
+    fig = Figure(figsize=(5.5, 5), layout="constrained")
+    ax = fig.add_subplot()
+    ax.imshow(counts, cmap="Blues")
+    for (i, j), c in np.ndenumerate(counts):
+        if c:
+            ax.text(j, i, str(c), ha="center", va="center", fontsize=8,
+                    color="white" if c > counts.max() / 2 else "black")
+    names = class_names if class_names is not None else [str(i) for i in range(k)]
+    ax.set_xticks(range(k), names, rotation=45 if max(map(len, names)) > 2 else 0)
+    ax.set_yticks(range(k), names)
+    ax.set(xlabel="predicted", ylabel="true", title=title)
+    return fig
