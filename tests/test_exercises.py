@@ -18,6 +18,8 @@ RIGHT = {
     "05.params_s16": 22_050_664,
     "06.warmup_lr": 1e-4,
     "06.label_smoothing": 0.91,
+    "07.uniform_distance": 23.25,
+    "07.rollout_self": 0.5,
 }
 WRONG = {
     "01.tokens": 588,  # the source text's count
@@ -33,6 +35,8 @@ WRONG = {
     "05.params_s16": 22_000_000,
     "06.warmup_lr": 1e-3,
     "06.label_smoothing": 0.9,
+    "07.uniform_distance": 26.16,  # left out the 9 pairs of a patch with itself
+    "07.rollout_self": 0.0,
 }
 
 

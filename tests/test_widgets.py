@@ -50,3 +50,34 @@ def test_position_task_puts_the_square_in_the_labelled_quadrant():
     for image, label in zip(images, labels):
         quadrants = image[..., 0].reshape(2, 16, 2, 16).sum(axis=(1, 3)).reshape(-1)
         assert np.argmax(quadrants) == label and quadrants[label] == 36
+
+
+def test_similarity_explorer_follows_the_chosen_patch():
+    sim = vitlib.analysis.position_similarity(np.asarray(vitlib.sincos_2d((5, 5), 32)), (5, 5), num_prefix_tokens=0)
+    explorer = widgets.SimilarityExplorer(sim)
+    assert "most similar to patch <b>(0, 0)</b>" in explorer.stats.value
+    before = explorer.view.value
+    explorer.row.value, explorer.col.value = 3, 1
+    np.testing.assert_array_equal(explorer.current_map(), sim[3, 1])
+    assert "most similar to patch <b>(3, 1)</b>" in explorer.stats.value and explorer.view.value != before
+    assert explorer.row.max == 4 and explorer.col.max == 4
+    with pytest.raises(ValueError, match="rows, cols, rows, cols"):
+        widgets.SimilarityExplorer(sim[0])
+
+
+def test_attention_explorer_shows_the_chosen_layer_head_and_rollout(rng):
+    model = vitlib.build_vit(None, image_size=16, patch_size=4, hidden_size=32, depth=2, num_heads=4, mlp_dim=64,
+                             num_classes=3)
+    images = rng.random((3, 16, 16, 3)).astype("float32")
+    explorer = widgets.AttentionExplorer(model, images)
+    maps = vitlib.attention_weights(model, images)
+    assert explorer.layer.value == 2 and explorer.head.value == "mean"
+    np.testing.assert_allclose(explorer.current_map(), maps[1][0].mean(0)[0, 1:].reshape(4, 4)
+                               / maps[1][0].mean(0)[0, 1:].sum(), rtol=1e-5)
+    picture = explorer.view.value
+    explorer.layer.value, explorer.head.value, explorer.image_index.value = 1, 3, 2
+    expected = maps[0][2, 2, 0, 1:]
+    np.testing.assert_allclose(explorer.current_map(), (expected / expected.sum()).reshape(4, 4), rtol=1e-5)
+    assert explorer.view.value != picture and "layer 1, head 3" in explorer.stats.value
+    explorer.layer.value = "rollout"
+    assert explorer.head.disabled and explorer.current_map().sum() == pytest.approx(1)

@@ -1,4 +1,12 @@
-"""Looking inside a ViT: how similar the learned position embeddings are (Fig. 7, centre)."""
+"""Looking inside a ViT, as in Figure 7 of the paper and Abnar & Zuidema (2020):
+
+- ``position_similarity``: how similar the position embeddings of two patches are (Fig. 7, centre);
+- ``attention_rollout`` / ``rollout_map``: which patches the class token draws on, through all layers;
+- ``mean_attention_distance``: how far each head looks, in pixels (Fig. 7, right);
+- ``filter_components``: principal components of the patch-embedding filters (Fig. 7, left).
+
+Attention maps come from ``vitlib.attention_weights(model, images)``: a list of (B, heads, T, T) arrays.
+"""
 import keras
 import numpy as np
 
@@ -32,3 +40,132 @@ def position_similarity(embeddings, grid_size, num_prefix_tokens=None):
         )
     unit = table / np.maximum(np.linalg.norm(table, axis=1, keepdims=True), 1e-12)
     return (unit @ unit.T).reshape(rows, cols, rows, cols)
+
+
+HEAD_FUSIONS = ("mean", "max", "min")
+
+
+def _stack_maps(maps):
+    """A list of L arrays (B, heads, T, T), or one array (L, B, heads, T, T) -> float64 array (L, B, heads, T, T)."""
+    arrays = [np.asarray(keras.ops.convert_to_numpy(m), dtype="float64") for m in maps]
+    if not arrays or any(a.ndim != 4 or a.shape != arrays[0].shape or a.shape[-1] != a.shape[-2] for a in arrays):
+        raise ValueError(
+            f"Expected attention maps as a list of (batch, heads, tokens, tokens) arrays of one shape, got shapes "
+            f"{[a.shape for a in arrays]}. Get them with vitlib.attention_weights(model, images)."
+        )
+    return np.stack(arrays)
+
+
+def attention_rollout(maps, head_fusion="mean", discard_ratio=0.0, residual=True):
+    """Attention rollout (Abnar & Zuidema 2020): how much each output token draws on each input token
+    through all layers. Returns (B, T, T); every row sums to 1.
+
+    Per layer the heads are fused (``"mean"``, ``"max"`` or ``"min"``), optionally the weakest
+    ``discard_ratio`` of the weights are zeroed (the class token's own column is kept), the residual
+    connection is modelled as 0.5 A + 0.5 I, rows are renormalised, and the layers are multiplied:
+    ``R = A_L ... A_2 A_1``.
+    """
+    _checks.choice("head_fusion", head_fusion, HEAD_FUSIONS)
+    if not 0 <= discard_ratio < 1:
+        raise ValueError(f"discard_ratio must be in [0, 1), got {discard_ratio!r}.")
+    stacked = _stack_maps(maps)
+    tokens = stacked.shape[-1]
+    eye = np.eye(tokens)
+    rollout = np.broadcast_to(eye, stacked.shape[1:2] + eye.shape).copy()
+    for layer in stacked:
+        fused = getattr(layer, head_fusion)(axis=1)  # (B, T, T)
+        if discard_ratio > 0:
+            flat = fused.reshape(len(fused), -1)
+            k = int(flat.shape[1] * discard_ratio)
+            weakest = np.argsort(flat, axis=1)[:, :k]
+            weakest = np.where(weakest % tokens == 0, -1, weakest)  # never drop attention to token 0
+            for row, drop in zip(flat, weakest):
+                row[drop[drop >= 0]] = 0.0
+            fused = flat.reshape(fused.shape)
+        if residual:
+            fused = 0.5 * fused + 0.5 * eye
+        fused = fused / np.maximum(fused.sum(-1, keepdims=True), 1e-12)
+        rollout = fused @ rollout
+    return rollout
+
+
+def rollout_map(rollout, grid_size, num_prefix_tokens=1):
+    """Rollout as an image-shaped map (B, rows, cols): the class token's row over the patches, or, for a
+    model without a class token (``pool="gap"``), the mean over all patch rows. Each map sums to 1."""
+    rows, cols = _checks.int_pair("grid_size", grid_size)
+    rollout = np.asarray(rollout)
+    if rollout.ndim != 3 or rollout.shape[1] != num_prefix_tokens + rows * cols:
+        raise ValueError(
+            f"A rollout of shape {rollout.shape} does not match {num_prefix_tokens} prefix token(s) + a "
+            f"{rows}x{cols} grid. Pass the model's config.grid_size."
+        )
+    source = rollout[:, 0] if num_prefix_tokens else rollout.mean(axis=1)
+    patches = source[:, num_prefix_tokens:]
+    return (patches / np.maximum(patches.sum(-1, keepdims=True), 1e-12)).reshape(-1, rows, cols)
+
+
+def patch_distances(grid_size, patch_size=1):
+    """Distances between patch centres in pixels, (N, N) with N = rows·cols in row-major order."""
+    rows, cols = _checks.int_pair("grid_size", grid_size)
+    r, c = np.meshgrid(np.arange(rows), np.arange(cols), indexing="ij")
+    centres = np.stack([r.ravel(), c.ravel()], -1) * float(patch_size)
+    return np.linalg.norm(centres[:, None] - centres[None], axis=-1)
+
+
+def mean_attention_distance(maps, grid_size, patch_size, num_prefix_tokens=1):
+    """Mean attention distance per layer and head, (L, heads), in pixels (Fig. 7, right).
+
+    For each query patch, the distance to every key patch weighted by the attention between them, then
+    averaged over query patches and the batch. Prefix tokens (the class token) have no position: they are
+    left out, and each query's weights over the patches are renormalised to sum to 1. A head that attends
+    uniformly gets the mean pairwise patch distance; one that attends only to itself gets 0.
+    """
+    stacked = _stack_maps(maps)  # (L, B, H, T, T)
+    distances = patch_distances(grid_size, patch_size)
+    n = distances.shape[0]
+    if stacked.shape[-1] != num_prefix_tokens + n:
+        raise ValueError(
+            f"Attention over {stacked.shape[-1]} tokens does not match {num_prefix_tokens} prefix token(s) + "
+            f"{n} patches. Pass the model's config.grid_size and config.patch_size."
+        )
+    patch_to_patch = stacked[..., num_prefix_tokens:, num_prefix_tokens:]
+    weights = patch_to_patch / np.maximum(patch_to_patch.sum(-1, keepdims=True), 1e-12)
+    per_query = (weights * distances).sum(-1)  # (L, B, H, N)
+    return per_query.mean(axis=(1, 3))
+
+
+def filter_components(kernel, patch_size=None, channels=None, num_components=28):
+    """Principal components of the patch-embedding filters (Fig. 7, left), as images.
+
+    ``kernel``: a ViT model, its ``PatchEmbedding`` layer, a Conv2D kernel (P, P, C, D) or a Dense kernel
+    (P·P·C, D). The D filters are the samples; they are centred and decomposed with an SVD. Returns
+    ``(components, explained)``: (k, P, P, C) arrays scaled to [0, 1] for display, strongest first, and the
+    fraction of the filters' variance each explains.
+    """
+    if hasattr(kernel, "get_layer"):  # a model
+        try:
+            kernel = kernel.get_layer("patch_embedding")
+        except ValueError:
+            raise ValueError("This model has no 'patch_embedding' layer (stem='conv'?): its first layer is a "
+                             "convolutional stem, not linear patch filters.") from None
+    if hasattr(kernel, "projection"):  # a PatchEmbedding layer
+        patch_size = kernel.patch_size
+        kernel = keras.ops.convert_to_numpy(kernel.projection.kernel)  # (P, P, C, D) or (P*P*C, D)
+        channels = kernel.shape[-2] if kernel.ndim == 4 else kernel.shape[0] // patch_size**2
+    kernel = np.asarray(kernel, dtype="float64")
+    if kernel.ndim == 4:
+        patch_size, channels = kernel.shape[0], kernel.shape[2]
+        kernel = kernel.reshape(-1, kernel.shape[-1])
+    if kernel.ndim != 2 or patch_size is None or channels is None or kernel.shape[0] != patch_size**2 * channels:
+        raise ValueError(
+            f"Cannot read a kernel of shape {kernel.shape} as filters of {patch_size}x{patch_size}x{channels} "
+            "pixels. Pass a (P, P, C, D) or (P*P*C, D) kernel with patch_size and channels, or the model."
+        )
+    filters = kernel.T - kernel.T.mean(axis=0)  # (D, P·P·C), one filter per row
+    _, singular, directions = np.linalg.svd(filters, full_matrices=False)
+    explained = singular**2 / max(np.sum(singular**2), 1e-300)
+    k = min(num_components, len(singular))
+    components = directions[:k].reshape(k, patch_size, patch_size, channels)
+    lo = components.min(axis=(1, 2, 3), keepdims=True)
+    hi = components.max(axis=(1, 2, 3), keepdims=True)
+    return (components - lo) / np.maximum(hi - lo, 1e-12), explained[:k]

@@ -121,7 +121,26 @@ EXERCISES = {
         "Smoothing keeps 1 - 0.1 of the mass on the true class and spreads 0.1 evenly over all 10 classes "
         "(the true one included).",
     ),
+    "07.uniform_distance": Exercise(
+        "A head attends uniformly to all 9 patches of a 3x3 grid of 16-pixel patches. Its mean attention "
+        "distance in pixels (to 2 decimals)?", lambda a: _near(a, 23.25298, 0.006),
+        "Average the distance over all 81 (query, key) pairs, the 9 pairs of a patch with itself included: "
+        "np.mean(vitlib.analysis.patch_distances((3, 3), 16)).",
+    ),
+    "07.rollout_self": Exercise(
+        "One layer, one head, residual counted as half identity: the class token attends only to patch 5. "
+        "What share of the class token's rollout row stays on the class token?", 0.5,
+        "Rollout uses 0.5 * A + 0.5 * I per layer: the attention row puts 1 on patch 5, the identity puts 1 on "
+        "the class token itself.",
+    ),
 }
+
+
+def _near(answer, value, tolerance):
+    try:
+        return abs(float(answer) - value) <= tolerance
+    except (TypeError, ValueError):
+        return False
 
 
 def check(exercise_id, answer):

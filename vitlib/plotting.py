@@ -160,3 +160,60 @@ def confusion_matrix_figure(y_true, y_pred, class_names=None, title="confusion m
     ax.set_yticks(range(k), names)
     ax.set(xlabel="predicted", ylabel="true", title=title)
     return fig
+
+
+def attention_on_image_figure(image, heat, title="attention rollout", alpha=0.6):
+    """An image, its patch-level attention map (rows, cols) stretched over it, and the map alone."""
+    image = np.asarray(image, dtype="float32")
+    heat = np.asarray(heat, dtype="float32")
+    if heat.ndim != 2:
+        raise ValueError(f"heat must be a (rows, cols) map, got shape {heat.shape}; take one image: heat[0].")
+    h, w = image.shape[:2]
+    fig = Figure(figsize=(7, 3.4), layout="constrained")
+    left, right = fig.subplots(1, 2)
+    left.imshow(_as_rgb(image), cmap="gray")
+    left.imshow(heat, cmap="inferno", alpha=alpha, extent=(-0.5, w - 0.5, h - 0.5, -0.5), interpolation="nearest")
+    left.set_title("over the image")
+    im = right.imshow(heat, cmap="inferno", vmin=0)
+    right.set_title(f"{heat.shape[0]}x{heat.shape[1]} patches")
+    for ax in (left, right):
+        ax.axis("off")
+    fig.colorbar(im, ax=right, shrink=0.8, label="share of attention")
+    fig.suptitle(title)
+    return fig
+
+
+def attention_distance_figure(distances, image_size=None, title="mean attention distance"):
+    """Fig. 7 (right): mean attention distance against depth, one dot per head. ``distances`` (L, heads)."""
+    distances = np.asarray(distances)
+    depth, heads = distances.shape
+    fig = Figure(figsize=(5, 3.6), layout="constrained")
+    ax = fig.add_subplot()
+    for h in range(heads):
+        ax.scatter(np.arange(1, depth + 1), distances[:, h], s=18, label=f"head {h + 1}" if heads <= 8 else None)
+    ax.set(xlabel="network depth (layer)", ylabel="mean attention distance (pixels)", title=title,
+           xticks=range(1, depth + 1))
+    if image_size is not None:
+        ax.set_ylim(0, None)
+        ax.axhline(image_size / 2, color="grey", lw=0.8, ls="--")
+        ax.text(1, image_size / 2, " half the image width", va="bottom", fontsize=8, color="grey")
+    if heads <= 8:
+        ax.legend(fontsize=7, ncol=2)
+    return fig
+
+
+def filter_components_figure(components, explained=None, columns=7, title="principal components of the embedding filters"):
+    """Fig. 7 (left): the principal components (k, P, P, C) of the patch-embedding filters as images."""
+    components = np.asarray(components)
+    count = len(components)
+    rows = -(-count // columns)
+    fig = Figure(figsize=(columns * 0.95, rows * 1.05 + 0.4), layout="constrained")
+    axes = fig.subplots(rows, columns, squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i < count:
+            ax.imshow(_as_rgb(components[i]), cmap="gray", interpolation="nearest")
+            if explained is not None:
+                ax.set_title(f"{explained[i]:.0%}", fontsize=7)
+    fig.suptitle(title)
+    return fig

@@ -71,3 +71,90 @@ class PatchExplorer(widgets.VBox):
 def patch_explorer(images=None, image_size=224, patch_size=16):
     """The interactive patch explorer of notebook 01 (see :class:`PatchExplorer`)."""
     return PatchExplorer(images, image_size, patch_size)
+
+
+class SimilarityExplorer(widgets.VBox):
+    """Pick a patch (row, column); see the cosine similarity of its position embedding with every patch's.
+
+    ``similarity``: (rows, cols, rows, cols) from :func:`vitlib.analysis.position_similarity`.
+    """
+
+    def __init__(self, similarity, title="position embedding similarity"):
+        from matplotlib.figure import Figure
+
+        self._figure_class = Figure
+        self.similarity = np.asarray(similarity)
+        if self.similarity.ndim != 4:
+            raise ValueError(f"similarity must be (rows, cols, rows, cols), got shape {self.similarity.shape}.")
+        rows, cols = self.similarity.shape[:2]
+        self.title = title
+        self.row = widgets.IntSlider(value=0, min=0, max=rows - 1, description="patch row", continuous_update=False)
+        self.col = widgets.IntSlider(value=0, min=0, max=cols - 1, description="patch column", continuous_update=False)
+        self.stats = widgets.HTML()
+        self.view = widgets.Image(format="png")
+        for control in (self.row, self.col):
+            control.observe(self._update, names="value")
+        super().__init__([widgets.HBox([self.row, self.col]), self.stats, self.view])
+        self._update()
+
+    def current_map(self):
+        return self.similarity[self.row.value, self.col.value]
+
+    def _update(self, change=None):
+        m = self.current_map()
+        peak = np.unravel_index(np.argmax(m), m.shape)
+        self.stats.value = (f"patch ({self.row.value}, {self.col.value}): most similar to patch "
+                            f"<b>({peak[0]}, {peak[1]})</b>; lowest similarity {m.min():.2f}")
+        fig = self._figure_class(figsize=(3.6, 3), layout="constrained")
+        ax = fig.add_subplot()
+        im = ax.imshow(m, vmin=float(self.similarity.min()), vmax=1, cmap="viridis")
+        ax.scatter([self.col.value], [self.row.value], marker="x", color="red")
+        ax.set_title(self.title, fontsize=9)
+        fig.colorbar(im, ax=ax, shrink=0.8)
+        self.view.value = figure_png(fig)
+
+
+class AttentionExplorer(widgets.VBox):
+    """Pick an image, a layer and a head; see where the class token (or, without one, the average patch)
+    looks, over the image. Choose "rollout" to see attention rolled out through all layers."""
+
+    def __init__(self, model, images):
+        from vitlib.analysis import attention_rollout, rollout_map
+        from vitlib.model import attention_weights
+
+        self.images = np.asarray(images, dtype="float32")
+        self.maps = np.stack(attention_weights(model, self.images))  # (L, B, heads, T, T)
+        self.grid = model.config.grid_size
+        self.prefix = int(model.config.pool == "token")
+        self._rollout = rollout_map(attention_rollout(self.maps), self.grid, self.prefix)
+        self._rollout_map = rollout_map
+        depth, _, heads = self.maps.shape[:3]
+        self.image_index = widgets.IntSlider(value=0, min=0, max=len(self.images) - 1, description="image",
+                                             continuous_update=False)
+        self.layer = widgets.Dropdown(options=["rollout"] + list(range(1, depth + 1)), value=depth, description="layer")
+        self.head = widgets.Dropdown(options=["mean"] + list(range(1, heads + 1)), value="mean", description="head")
+        self.stats = widgets.HTML()
+        self.view = widgets.Image(format="png")
+        for control in (self.image_index, self.layer, self.head):
+            control.observe(self._update, names="value")
+        super().__init__([widgets.HBox([self.image_index, self.layer, self.head]), self.stats, self.view])
+        self._update()
+
+    def current_map(self):
+        """The (rows, cols) map on show; it sums to 1."""
+        i = self.image_index.value
+        if self.layer.value == "rollout":
+            return self._rollout[i]
+        maps = self.maps[self.layer.value - 1, i]  # (heads, T, T)
+        weights = maps.mean(0) if self.head.value == "mean" else maps[self.head.value - 1]
+        return self._rollout_map(weights[None], self.grid, self.prefix)[0]
+
+    def _update(self, change=None):
+        from vitlib.plotting import attention_on_image_figure
+
+        self.head.disabled = self.layer.value == "rollout"
+        m = self.current_map()
+        peak = np.unravel_index(np.argmax(m), m.shape)
+        what = "rollout" if self.layer.value == "rollout" else f"layer {self.layer.value}, head {self.head.value}"
+        self.stats.value = f"{what}: strongest on patch <b>({peak[0]}, {peak[1]})</b> with {m.max():.0%} of the attention"
+        self.view.value = figure_png(attention_on_image_figure(self.images[self.image_index.value], m, title=what))

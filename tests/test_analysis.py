@@ -1,0 +1,123 @@
+import itertools
+
+import numpy as np
+import pytest
+
+import vitlib
+from vitlib import analysis
+
+
+def softmax(x):
+    e = np.exp(x - x.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+def test_uniform_attention_gives_the_mean_pairwise_patch_distance():
+    rows, cols, patch, heads, layers = 3, 4, 8, 2, 2
+    tokens = 1 + rows * cols
+    maps = [np.full((2, heads, tokens, tokens), 1.0 / tokens)] * layers
+    distance = analysis.mean_attention_distance(maps, (rows, cols), patch)
+    cells = list(itertools.product(range(rows), range(cols)))
+    direct = np.mean([patch * np.hypot(a[0] - b[0], a[1] - b[1]) for a in cells for b in cells])
+    assert distance.shape == (layers, heads)
+    np.testing.assert_allclose(distance, direct, rtol=1e-12)
+
+
+def test_attention_to_itself_gives_distance_zero_and_to_a_neighbour_one_patch():
+    n = 9
+    eye = np.eye(1 + n)[None, None]
+    assert np.all(analysis.mean_attention_distance([eye], (3, 3), 16) == 0)
+    grid = np.arange(n).reshape(3, 3)
+    right = np.zeros((1, 1, n, n))  # each patch looks at its right-hand neighbour (last column at its left)
+    for r, c in itertools.product(range(3), range(3)):
+        right[0, 0, grid[r, c], grid[r, c + 1 if c < 2 else c - 1]] = 1
+    np.testing.assert_allclose(analysis.mean_attention_distance([right], (3, 3), 16, num_prefix_tokens=0), 16)
+
+
+def test_rollout_rows_sum_to_one_and_identity_attention_rolls_out_to_identity(rng):
+    maps = [softmax(rng.normal(size=(2, 3, 5, 5))) for _ in range(4)]
+    for fusion in analysis.HEAD_FUSIONS:
+        for discard in (0.0, 0.5):
+            rollout = analysis.attention_rollout(maps, head_fusion=fusion, discard_ratio=discard)
+            assert rollout.shape == (2, 5, 5)
+            np.testing.assert_allclose(rollout.sum(-1), 1, atol=1e-12)
+            assert (rollout >= 0).all()
+    eye = np.broadcast_to(np.eye(5), (2, 3, 5, 5))
+    np.testing.assert_allclose(analysis.attention_rollout([eye] * 3), np.broadcast_to(np.eye(5), (2, 5, 5)))
+
+
+def test_one_layer_rollout_is_the_residual_mix_and_layers_multiply(rng):
+    a, b = (softmax(rng.normal(size=(1, 2, 4, 4))) for _ in range(2))
+    fa, fb = a.mean(1)[0], b.mean(1)[0]
+    mix = lambda m: 0.5 * m + 0.5 * np.eye(4)  # noqa: E731  (rows already sum to 1)
+    np.testing.assert_allclose(analysis.attention_rollout([a])[0], mix(fa))
+    np.testing.assert_allclose(analysis.attention_rollout([a, b])[0], mix(fb) @ mix(fa))
+    np.testing.assert_allclose(analysis.attention_rollout([a], residual=False, head_fusion="max")[0],
+                               a.max(1)[0] / a.max(1)[0].sum(-1, keepdims=True))
+
+
+def test_rollout_map_takes_the_class_token_row_or_the_patch_mean():
+    rollout = np.zeros((1, 5, 5))
+    rollout[0, 0, 3] = 1.0  # the class token draws only on patch 2 (token 3)
+    rollout[0, 1:, 1] = 1.0
+    m = analysis.rollout_map(rollout, (2, 2))
+    assert m.shape == (1, 2, 2) and m[0, 1, 0] == 1 and m.sum() == 1
+    no_cls = np.full((1, 4, 4), 0.25)
+    np.testing.assert_allclose(analysis.rollout_map(no_cls, (2, 2), num_prefix_tokens=0), 0.25)
+    with pytest.raises(ValueError, match="does not match"):
+        analysis.rollout_map(rollout, (3, 3))
+
+
+def test_sincos_2d_similarity_peaks_at_the_query_patch():
+    grid = (6, 6)
+    table = vitlib.sincos_2d(grid, 64)
+    sim = analysis.position_similarity(np.asarray(table), grid, num_prefix_tokens=0)
+    for r, c in itertools.product(range(6), range(6)):
+        assert np.unravel_index(np.argmax(sim[r, c]), grid) == (r, c)
+        assert sim[r, c, r, c] == pytest.approx(1.0)
+
+
+def test_filter_components_recover_a_known_rank_two_kernel(rng):
+    p, c, d = 4, 3, 40
+    u, _ = np.linalg.qr(rng.normal(size=(p * p * c, 2)))          # two orthonormal pixel patterns
+    v, _ = np.linalg.qr(np.c_[np.ones(d), rng.normal(size=(d, 2))])
+    v = v[:, 1:]                                                  # orthonormal, zero mean over filters
+    kernel = 3.0 * np.outer(u[:, 0], v[:, 0]) + 1.0 * np.outer(u[:, 1], v[:, 1])
+    components, explained = analysis.filter_components(kernel, patch_size=p, channels=c, num_components=2)
+    np.testing.assert_allclose(explained, [0.9, 0.1], atol=1e-12)
+    assert components.shape == (2, p, p, c) and components.min() == 0 and components.max() == 1
+    for k in range(2):  # the component is +-u_k, rescaled to [0, 1]
+        scaled = lambda x: (x - x.min()) / (x.max() - x.min())  # noqa: E731
+        got = components[k].ravel()
+        assert np.allclose(got, scaled(u[:, k])) or np.allclose(got, scaled(-u[:, k]))
+
+
+def test_analyses_run_on_a_real_model(rng):
+    model = vitlib.build_vit(None, image_size=16, patch_size=4, hidden_size=32, depth=2, num_heads=4, mlp_dim=64,
+                             num_classes=3)
+    images = rng.random((2, 16, 16, 3)).astype("float32")
+    maps = vitlib.attention_weights(model, images)
+    distance = analysis.mean_attention_distance(maps, model.config.grid_size, model.config.patch_size)
+    assert distance.shape == (2, 4) and (distance > 0).all() and (distance < 16 * np.sqrt(2)).all()
+    heat = analysis.rollout_map(analysis.attention_rollout(maps), model.config.grid_size)
+    np.testing.assert_allclose(heat.sum(axis=(1, 2)), 1, atol=1e-6)
+    components, explained = analysis.filter_components(model, num_components=5)
+    assert components.shape == (5, 4, 4, 3) and np.all(np.diff(explained) <= 1e-12)
+
+
+def test_bad_analysis_inputs_are_refused():
+    eye = np.eye(5)[None, None]
+    with pytest.raises(ValueError, match="head_fusion"):
+        analysis.attention_rollout([eye], head_fusion="median")
+    with pytest.raises(ValueError, match="discard_ratio"):
+        analysis.attention_rollout([eye], discard_ratio=1.0)
+    with pytest.raises(ValueError, match="attention_weights"):
+        analysis.attention_rollout([np.eye(5)])
+    with pytest.raises(ValueError, match="prefix token"):
+        analysis.mean_attention_distance([eye], (3, 3), 4)
+    with pytest.raises(ValueError, match="Cannot read a kernel"):
+        analysis.filter_components(np.zeros((10, 8)), patch_size=4, channels=3)
+    conv = vitlib.build_vit(None, image_size=16, patch_size=4, hidden_size=32, depth=1, num_heads=4, mlp_dim=64,
+                            stem="conv")
+    with pytest.raises(ValueError, match="convolutional stem"):
+        analysis.filter_components(conv)
