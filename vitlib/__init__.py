@@ -1,7 +1,7 @@
 """vitlib: the Vision Transformer (Dosovitskiy et al. 2021) built one concept at a time, in Keras 3.
 
 Modules in reading order: patches -> embeddings -> attention -> encoder -> model -> data -> costs
--> analysis -> plotting -> widgets -> exercises.
+-> analysis -> pretrained -> plotting -> widgets -> exercises (training: vitlib.training).
 """
 from vitlib._quiet import import_tensorflow_quietly
 
@@ -18,5 +18,5 @@ from vitlib.model import (
 
 __version__ = "0.1.0"
 
-from vitlib import analysis, costs, data, exercises, plotting, widgets  # noqa: E402  (modules, in teaching order)
+from vitlib import analysis, costs, data, exercises, plotting, pretrained, widgets  # noqa: E402  (modules)
 from vitlib.exercises import check  # noqa: E402
