@@ -51,6 +51,8 @@ def test_train_writes_metrics_and_a_reloadable_best_model(tmp_path):
     metrics = training.train(cfg, tmp_path, verbose=0)
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert saved["test_accuracy"] == metrics["test_accuracy"] and saved["config"]["epochs"] == 3
+    assert metrics["history"]["epoch"] == [0, 1, 2] and len(metrics["history"]["val_accuracy"]) == 3
+    assert max(metrics["history"]["val_accuracy"]) == pytest.approx(metrics["best_val_accuracy"])
     assert saved["epochs_this_run"] == [0, 1, 2] and saved["train_seconds"] > 0
     assert metrics["test_accuracy"] > 0.5  # 3 epochs of a 1-layer ViT: far above chance (10 %)
     best = keras.saving.load_model(tmp_path / "best.keras")

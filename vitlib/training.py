@@ -166,7 +166,8 @@ def train(config, out_dir="runs/digits", verbose="auto"):
 
     Writes ``out_dir/best.keras`` (a plain ViT), ``history.csv``, ``metrics.json`` and, while running,
     ``backup/``: run the same call again after an interruption and it resumes after the last finished
-    epoch. Returns the metrics dict (``test_accuracy``, ``train_seconds``, ``config``, ...).
+    epoch. Returns the metrics dict (``test_accuracy``, ``train_seconds``, ``config``, ...) plus
+    ``history``, the per-epoch losses and accuracies (plot them with ``vitlib.plotting.history_figure``).
     """
     if isinstance(config, dict):
         config = TrainConfig(**config)
@@ -220,7 +221,16 @@ def train(config, out_dir="runs/digits", verbose="auto"):
         "config": dataclasses.asdict(config),
     }
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    return metrics
+    return {**metrics, "history": read_history(out / "history.csv")}
+
+
+def read_history(path):
+    """``history.csv`` (all epochs, resumed runs included) as a dict of lists: ``{"loss": [...], ...}``."""
+    import csv
+
+    with open(path) as f:
+        rows = list(csv.DictReader(f))
+    return {key: [float(row[key]) for row in rows if row.get(key)] for key in (rows[0] if rows else {})}
 
 
 def _best_in_history(path):
