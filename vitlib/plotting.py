@@ -94,15 +94,23 @@ def filters_figure(kernel, max_filters=32, columns=8):
     if kernel.ndim != 4:
         raise ValueError(f"kernel must have shape (P, P, C, D), got {kernel.shape}. Reshape a Dense kernel first.")
     count = min(max_filters, kernel.shape[-1])
-    rows = -(-count // columns)
-    fig = Figure(figsize=(columns * 0.9, rows * 0.9 + 0.4), layout="constrained")
+    filters = [kernel[..., i] for i in range(count)]
+    return _image_grid([(f - f.min()) / max(f.max() - f.min(), 1e-12) for f in filters], columns,
+                       f"{count} of {kernel.shape[-1]} embedding filters", size=(0.9, 0.9))
+
+
+def _image_grid(images, columns, title, labels=None, size=(0.95, 1.05), interpolation=None):
+    """Small images in [0, 1] on a grid of ``columns``, with optional labels above them."""
+    rows = -(-len(images) // columns)
+    fig = Figure(figsize=(columns * size[0], rows * size[1] + 0.4), layout="constrained")
     axes = fig.subplots(rows, columns, squeeze=False)
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
-        if i < count:
-            f = kernel[..., i]
-            ax.imshow(_as_rgb((f - f.min()) / max(f.max() - f.min(), 1e-12)), cmap="gray")
-    fig.suptitle(f"{count} of {kernel.shape[-1]} embedding filters")
+        if i < len(images):
+            ax.imshow(_as_rgb(images[i]), cmap="gray", interpolation=interpolation)
+            if labels is not None:
+                ax.set_title(labels[i], fontsize=7)
+    fig.suptitle(title)
     return fig
 
 
@@ -204,16 +212,5 @@ def attention_distance_figure(distances, image_size=None, title="mean attention 
 
 def filter_components_figure(components, explained=None, columns=7, title="principal components of the embedding filters"):
     """Fig. 7 (left): the principal components (k, P, P, C) of the patch-embedding filters as images."""
-    components = np.asarray(components)
-    count = len(components)
-    rows = -(-count // columns)
-    fig = Figure(figsize=(columns * 0.95, rows * 1.05 + 0.4), layout="constrained")
-    axes = fig.subplots(rows, columns, squeeze=False)
-    for i, ax in enumerate(axes.flat):
-        ax.axis("off")
-        if i < count:
-            ax.imshow(_as_rgb(components[i]), cmap="gray", interpolation="nearest")
-            if explained is not None:
-                ax.set_title(f"{explained[i]:.0%}", fontsize=7)
-    fig.suptitle(title)
-    return fig
+    labels = None if explained is None else [f"{e:.0%}" for e in explained]
+    return _image_grid(list(np.asarray(components)), columns, title, labels, interpolation="nearest")

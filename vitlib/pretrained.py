@@ -80,6 +80,21 @@ def detect_format(weights):
                      "('embedding/kernel', 'Transformer/encoderblock_0/...').")
 
 
+def _torch_outer_tensors(w, patch, cls, pos, norm, head):
+    """The tensors outside the encoder blocks of a PyTorch ViT (conv weights (D, C, P, P), Linear (out, in))."""
+    out = {
+        "patch_embedding/projection/kernel": w[patch + ".weight"].transpose(2, 3, 1, 0),  # (P, P, C, D)
+        "patch_embedding/projection/bias": w[patch + ".bias"],
+        "class_token/token": w[cls],
+        "position_embedding/embeddings": w[pos],
+        "encoder_norm/gamma": w[norm + ".weight"],
+        "encoder_norm/beta": w[norm + ".bias"],
+    }
+    if head + ".weight" in w:
+        out["head/kernel"], out["head/bias"] = w[head + ".weight"].T, w[head + ".bias"]
+    return out
+
+
 _HF_LEGACY = (("encoder.layer.", "layers."), ("attention.attention.query.", "attention.q_proj."),
               ("attention.attention.key.", "attention.k_proj."), ("attention.attention.value.", "attention.v_proj."),
               ("attention.output.dense.", "attention.o_proj."), ("intermediate.dense.", "mlp.fc1."),
@@ -95,16 +110,8 @@ def _hf_tensors(w, depth):
             name = name.replace(old, new)
         renamed[name] = value
     w = renamed
-    out = {
-        "patch_embedding/projection/kernel": w["embeddings.patch_embeddings.projection.weight"].transpose(2, 3, 1, 0),
-        "patch_embedding/projection/bias": w["embeddings.patch_embeddings.projection.bias"],
-        "class_token/token": w["embeddings.cls_token"],
-        "position_embedding/embeddings": w["embeddings.position_embeddings"],
-        "encoder_norm/gamma": w["layernorm.weight"],
-        "encoder_norm/beta": w["layernorm.bias"],
-    }
-    if "classifier.weight" in w:
-        out["head/kernel"], out["head/bias"] = w["classifier.weight"].T, w["classifier.bias"]
+    out = _torch_outer_tensors(w, "embeddings.patch_embeddings.projection", "embeddings.cls_token",
+                               "embeddings.position_embeddings", "layernorm", "classifier")
     for i in range(depth):
         b, v = f"layers.{i}.", f"encoder_block_{i}/"
         for ours, theirs in (("attention/query", "attention.q_proj"), ("attention/key", "attention.k_proj"),
@@ -119,16 +126,7 @@ def _hf_tensors(w, depth):
 def _timm_tensors(w, depth):
     """timm names -> vitlib (layer path, weight name) -> array in Keras layout."""
     d = w["patch_embed.proj.weight"].shape[0]
-    out = {
-        "patch_embedding/projection/kernel": w["patch_embed.proj.weight"].transpose(2, 3, 1, 0),  # (P, P, C, D)
-        "patch_embedding/projection/bias": w["patch_embed.proj.bias"],
-        "class_token/token": w["cls_token"],
-        "position_embedding/embeddings": w["pos_embed"],
-        "encoder_norm/gamma": w["norm.weight"],
-        "encoder_norm/beta": w["norm.bias"],
-    }
-    if "head.weight" in w:
-        out["head/kernel"], out["head/bias"] = w["head.weight"].T, w["head.bias"]
+    out = _torch_outer_tensors(w, "patch_embed.proj", "cls_token", "pos_embed", "norm", "head")
     for i in range(depth):
         b, v = f"blocks.{i}.", f"encoder_block_{i}/"
         qkv, qkv_bias = w[b + "attn.qkv.weight"], w[b + "attn.qkv.bias"]
