@@ -1,5 +1,6 @@
-"""Data that needs no download: sample photos shipped with matplotlib and scikit-learn, and a generated
-task whose label depends on *where* something is in the image."""
+"""Data: sample photos shipped with matplotlib and scikit-learn, a generated task whose label depends on
+*where* something is in the image, classification data sets (embedded digits; ``keras.datasets`` downloads),
+input pipelines and augmentation."""
 import dataclasses
 
 import numpy as np

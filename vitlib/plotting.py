@@ -134,11 +134,9 @@ def history_figure(history, title="learning curves"):
     """Loss and accuracy per epoch, training and validation. ``history``: a dict of lists (Keras' History.history)
     or the path of a CSVLogger file."""
     if not isinstance(history, dict):
-        import csv
+        from vitlib.training import read_history
 
-        with open(history) as f:
-            rows = list(csv.DictReader(f))
-        history = {key: [float(r[key]) for r in rows] for key in rows[0]} if rows else {}
+        history = read_history(history)
     fig = Figure(figsize=(9, 3.2), layout="constrained")
     for ax, metric in zip(fig.subplots(1, 2), ("loss", "accuracy")):
         for prefix, style in (("", "-"), ("val_", "--")):

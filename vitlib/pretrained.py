@@ -25,7 +25,6 @@ import keras
 import numpy as np
 
 from vitlib.embeddings import resize_position_embeddings
-from vitlib.model import encoder_blocks
 
 FORMATS = ("hf", "timm", "npz")
 
@@ -216,7 +215,6 @@ def load_weights(model, source, include_head=True):
     if not include_head:
         tensors.pop("head/kernel", None), tensors.pop("head/bias", None)
     variables = {v.path: v for v in model.weights}
-    encoder_blocks(model)  # a clear error for models without vitlib blocks
     for name, value in tensors.items():
         variable = variables.get(name)
         if variable is None:

@@ -3,6 +3,8 @@ precision on GPUs, resumable runs, and data parallelism over several devices.
 
     result = vitlib.training.train(vitlib.training.recipe("digits"), out_dir="runs/digits")
 """
+import contextlib
+import csv
 import dataclasses
 import json
 import math
@@ -184,7 +186,7 @@ def train(config, out_dir="runs/digits", verbose="auto"):
         data = load_dataset(config.dataset, seed=config.seed)
         strategy = resolve_strategy(config.strategy) if keras.backend.backend() == "tensorflow" else None
         steps_per_epoch = math.ceil(len(data.y_train) / config.batch_size)
-        with strategy.scope() if strategy is not None else _nullcontext():
+        with strategy.scope() if strategy is not None else contextlib.nullcontext():
             vit = build_vit(**{"image_size": data.image_shape[:2], "channels": data.image_shape[2],
                                "num_classes": data.num_classes, **config.model})
             images = keras.Input(data.image_shape, name="images")
@@ -192,7 +194,7 @@ def train(config, out_dir="runs/digits", verbose="auto"):
                                 name="train_model")
             compile_for_training(model, config, steps_per_epoch)
         pipe = lambda x, y, shuffle: make_pipeline(x, y, config.batch_size, data.num_classes, shuffle, config.seed)  # noqa: E731
-        best_so_far = _best_in_history(out / "history.csv")
+        best_so_far = max(read_history(out / "history.csv").get("val_accuracy", []), default=-np.inf)
         callbacks = [
             keras.callbacks.BackupAndRestore(str(out / "backup")),
             SaveBest(vit, out / "best.keras", best=best_so_far),
@@ -208,9 +210,10 @@ def train(config, out_dir="runs/digits", verbose="auto"):
         _, test_accuracy = best.evaluate(pipe(data.x_test, data.y_test, False), verbose=0)
     finally:
         keras.config.set_dtype_policy(previous_policy)
+    history_so_far = read_history(out / "history.csv")  # all epochs, those of earlier (interrupted) runs too
     metrics = {
         "test_accuracy": float(test_accuracy),
-        "best_val_accuracy": float(_best_in_history(out / "history.csv")),
+        "best_val_accuracy": float(max(history_so_far.get("val_accuracy", []), default=-np.inf)),
         "train_seconds": round(train_seconds, 2),
         "epochs_this_run": [int(e) for e in history.epoch],
         "parameters": int(vit.count_params()),
@@ -221,31 +224,14 @@ def train(config, out_dir="runs/digits", verbose="auto"):
         "config": dataclasses.asdict(config),
     }
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    return {**metrics, "history": read_history(out / "history.csv")}
+    return {**metrics, "history": history_so_far}
 
 
 def read_history(path):
-    """``history.csv`` (all epochs, resumed runs included) as a dict of lists: ``{"loss": [...], ...}``."""
-    import csv
-
+    """A ``CSVLogger`` file such as ``history.csv`` as a dict of lists, ``{"loss": [...], ...}``; ``{}``
+    when there is no file yet."""
+    if not Path(path).exists():
+        return {}
     with open(path) as f:
         rows = list(csv.DictReader(f))
     return {key: [float(row[key]) for row in rows if row.get(key)] for key in (rows[0] if rows else {})}
-
-
-def _best_in_history(path):
-    if not Path(path).exists():
-        return -np.inf
-    import csv
-
-    with open(path) as f:
-        values = [float(row["val_accuracy"]) for row in csv.DictReader(f) if row.get("val_accuracy")]
-    return max(values, default=-np.inf)
-
-
-class _nullcontext:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False

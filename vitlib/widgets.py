@@ -5,9 +5,13 @@ import io
 import ipywidgets as widgets
 import numpy as np
 
+from matplotlib.figure import Figure
+
+from vitlib.analysis import attention_rollout, rollout_map
 from vitlib.data import SAMPLE_IMAGES, sample_image
+from vitlib.model import attention_weights
 from vitlib.patches import num_patches
-from vitlib.plotting import patch_figure
+from vitlib.plotting import attention_on_image_figure, patch_figure
 
 
 def divisors(n, smallest=2, largest=None):
@@ -80,9 +84,6 @@ class SimilarityExplorer(widgets.VBox):
     """
 
     def __init__(self, similarity, title="position embedding similarity"):
-        from matplotlib.figure import Figure
-
-        self._figure_class = Figure
         self.similarity = np.asarray(similarity)
         if self.similarity.ndim != 4:
             raise ValueError(f"similarity must be (rows, cols, rows, cols), got shape {self.similarity.shape}.")
@@ -105,7 +106,7 @@ class SimilarityExplorer(widgets.VBox):
         peak = np.unravel_index(np.argmax(m), m.shape)
         self.stats.value = (f"patch ({self.row.value}, {self.col.value}): most similar to patch "
                             f"<b>({peak[0]}, {peak[1]})</b>; lowest similarity {m.min():.2f}")
-        fig = self._figure_class(figsize=(3.6, 3), layout="constrained")
+        fig = Figure(figsize=(3.6, 3), layout="constrained")
         ax = fig.add_subplot()
         im = ax.imshow(m, vmin=float(self.similarity.min()), vmax=1, cmap="viridis")
         ax.scatter([self.col.value], [self.row.value], marker="x", color="red")
@@ -119,15 +120,11 @@ class AttentionExplorer(widgets.VBox):
     looks, over the image. Choose "rollout" to see attention rolled out through all layers."""
 
     def __init__(self, model, images):
-        from vitlib.analysis import attention_rollout, rollout_map
-        from vitlib.model import attention_weights
-
         self.images = np.asarray(images, dtype="float32")
         self.maps = np.stack(attention_weights(model, self.images))  # (L, B, heads, T, T)
         self.grid = model.config.grid_size
         self.prefix = int(model.config.pool == "token")
         self._rollout = rollout_map(attention_rollout(self.maps), self.grid, self.prefix)
-        self._rollout_map = rollout_map
         depth, _, heads = self.maps.shape[:3]
         self.image_index = widgets.IntSlider(value=0, min=0, max=len(self.images) - 1, description="image",
                                              continuous_update=False)
@@ -147,11 +144,9 @@ class AttentionExplorer(widgets.VBox):
             return self._rollout[i]
         maps = self.maps[self.layer.value - 1, i]  # (heads, T, T)
         weights = maps.mean(0) if self.head.value == "mean" else maps[self.head.value - 1]
-        return self._rollout_map(weights[None], self.grid, self.prefix)[0]
+        return rollout_map(weights[None], self.grid, self.prefix)[0]
 
     def _update(self, change=None):
-        from vitlib.plotting import attention_on_image_figure
-
         self.head.disabled = self.layer.value == "rollout"
         m = self.current_map()
         peak = np.unravel_index(np.argmax(m), m.shape)
