@@ -11,6 +11,10 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+HELP = {"distill": "weight of a small CNN teacher's soft labels in the loss, 0 to 1 (0: no teacher)",
+        "translate": "random shifts of up to this fraction of the image size"}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m vitlib.train", description=__doc__.split("\n")[0])
     parser.add_argument("--dataset", default="digits",
@@ -18,8 +22,9 @@ def main(argv=None):
     parser.add_argument("--recipe", help="recipe to start from (default: the data set's own, else digits)")
     parser.add_argument("--out", default=None, help="output folder (default runs/DATASET)")
     for name, kind in [("epochs", int), ("batch-size", int), ("learning-rate", float), ("weight-decay", float),
-                       ("warmup-epochs", int), ("label-smoothing", float), ("seed", int)]:
-        parser.add_argument(f"--{name}", type=kind)
+                       ("warmup-epochs", int), ("label-smoothing", float), ("translate", float), ("seed", int),
+                       ("distill", float), ("distill-temperature", float)]:
+        parser.add_argument(f"--{name}", type=kind, help=HELP.get(name))
     parser.add_argument("--augment", choices=["none", "basic", "strong"])
     parser.add_argument("--mixed-precision", choices=["auto", "float32", "mixed_float16", "mixed_bfloat16"])
     parser.add_argument("--strategy", choices=["auto", "none", "mirrored"])
@@ -41,7 +46,8 @@ def main(argv=None):
     except (ValueError, training.DatasetUnavailableError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(json.dumps({k: metrics[k] for k in ("test_accuracy", "best_val_accuracy", "train_seconds", "parameters")}))
+    print(json.dumps({k: metrics[k] for k in ("test_accuracy", "best_val_accuracy", "train_seconds", "parameters",
+                                                  "teacher_test_accuracy", "teacher_seconds")}))
     return 0
 
 
