@@ -198,6 +198,13 @@ def student_accuracy(num_classes):
     return keras.metrics.MeanMetricWrapper(accuracy, name="accuracy")
 
 
+def with_augmentation(model, config, name=None):
+    """A training model: images -> the recipe's in-model augmentation -> ``model``. Keep ``model`` itself."""
+    images = keras.Input(model.input_shape[1:], name="images")
+    augment = augmentation(config.augment, config.flip, config.translate, config.seed)
+    return keras.Model(images, model(augment(images)), name=name)
+
+
 def distillation_model(student, teacher, augment=None):
     """A training model: images -> (augment) -> [student logits, frozen teacher logits] concatenated.
 
@@ -253,9 +260,7 @@ def _train_teacher(config, data, path, pipe, steps_per_epoch):
         teacher, seconds = keras.saving.load_model(path), 0.0
     else:
         teacher = small_cnn(data.image_shape, data.num_classes, name="teacher")
-        images = keras.Input(data.image_shape, name="images")
-        wrapped = keras.Model(images, teacher(augmentation(config.augment, config.flip, config.translate, config.seed)(images)))
-        compile_for_training(wrapped, config, steps_per_epoch)
+        wrapped = compile_for_training(with_augmentation(teacher, config), config, steps_per_epoch)
         start = time.perf_counter()
         wrapped.fit(pipe(data.x_train, data.y_train, True), epochs=config.epochs, verbose=0, shuffle=False)
         seconds = time.perf_counter() - start
@@ -303,7 +308,6 @@ def train(config, out_dir="runs/digits", verbose="auto", data=None):
 
         teacher_seconds, teacher_accuracy = 0.0, None
         with strategy.scope() if strategy is not None else contextlib.nullcontext():
-            augment = augmentation(config.augment, config.flip, config.translate, config.seed)
             if config.distill:
                 teacher, teacher_seconds, teacher_accuracy = _train_teacher(config, data, out / "teacher.keras", pipe,
                                                                             steps_per_epoch)
@@ -311,14 +315,13 @@ def train(config, out_dir="runs/digits", verbose="auto", data=None):
             vit = build_vit(**{"image_size": data.image_shape[:2], "channels": data.image_shape[2],
                                "num_classes": data.num_classes, **config.model})
             if config.distill:
-                model = distillation_model(vit, teacher, augment)
+                model = distillation_model(vit, teacher, augmentation(config.augment, config.flip, config.translate,
+                                                                      config.seed))
                 compile_for_training(model, config, steps_per_epoch, metrics=[student_accuracy(data.num_classes)],
                                      loss=DistillationLoss(data.num_classes, config.distill, config.distill_temperature,
                                                            config.label_smoothing))
             else:
-                images = keras.Input(data.image_shape, name="images")
-                model = keras.Model(images, vit(augment(images)), name="train_model")
-                compile_for_training(model, config, steps_per_epoch)
+                model = compile_for_training(with_augmentation(vit, config, name="train_model"), config, steps_per_epoch)
         best_so_far = max(read_history(out / "history.csv").get("val_accuracy", []), default=-np.inf)
         callbacks = [
             keras.callbacks.BackupAndRestore(str(out / "backup")),
