@@ -198,11 +198,15 @@ def student_accuracy(num_classes):
     return keras.metrics.MeanMetricWrapper(accuracy, name="accuracy")
 
 
+def recipe_augmentation(config):
+    """The in-model augmentation layers a :class:`TrainConfig` asks for."""
+    return augmentation(config.augment, config.flip, config.translate, config.seed)
+
+
 def with_augmentation(model, config, name=None):
     """A training model: images -> the recipe's in-model augmentation -> ``model``. Keep ``model`` itself."""
     images = keras.Input(model.input_shape[1:], name="images")
-    augment = augmentation(config.augment, config.flip, config.translate, config.seed)
-    return keras.Model(images, model(augment(images)), name=name)
+    return keras.Model(images, model(recipe_augmentation(config)(images)), name=name)
 
 
 def distillation_model(student, teacher, augment=None):
@@ -294,10 +298,10 @@ def train(config, out_dir="runs/digits", verbose="auto", data=None):
         data = data if data is not None else load_dataset(config.dataset, seed=config.seed)
         strategy = resolve_strategy(config.strategy) if keras.backend.backend() == "tensorflow" else None
         # Training batches all have the same size (the few images left over are different ones each epoch, as
-        # the data is reshuffled): a smaller last batch would make TensorFlow trace the training step twice.
+        # the data is reshuffled), which also splits them evenly over several replicas.
         drop_remainder = len(data.y_train) >= config.batch_size
         steps_per_epoch = len(data.y_train) // config.batch_size if drop_remainder else 1
-        # Evaluation in big batches (usually one, so one trace) on one device; with several replicas in the
+        # Evaluation in big batches (usually one: fewer steps) on one device; with several replicas in the
         # training batch size, as TensorFlow's MirroredStrategy fails on some unevenly split big batches.
         replicas = strategy.num_replicas_in_sync if strategy is not None else 1
         eval_batch = max(config.batch_size, EVAL_BATCH) if replicas == 1 else config.batch_size
@@ -315,8 +319,7 @@ def train(config, out_dir="runs/digits", verbose="auto", data=None):
             vit = build_vit(**{"image_size": data.image_shape[:2], "channels": data.image_shape[2],
                                "num_classes": data.num_classes, **config.model})
             if config.distill:
-                model = distillation_model(vit, teacher, augmentation(config.augment, config.flip, config.translate,
-                                                                      config.seed))
+                model = distillation_model(vit, teacher, recipe_augmentation(config))
                 compile_for_training(model, config, steps_per_epoch, metrics=[student_accuracy(data.num_classes)],
                                      loss=DistillationLoss(data.num_classes, config.distill, config.distill_temperature,
                                                            config.label_smoothing))
