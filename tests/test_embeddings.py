@@ -25,6 +25,34 @@ def test_conv_stem_gives_one_token_per_patch_and_refuses_non_power_of_two():
         vitlib.ConvStem(32, 14)
 
 
+def test_shifted_patch_tokenization_stacks_the_image_and_its_four_diagonal_half_patch_shifts(rng):
+    x = rng.normal(size=(2, 8, 8, 3)).astype("float32")
+    spt = vitlib.ShiftedPatchEmbedding(32, 4)
+    stacked = ops.convert_to_numpy(spt.shifted(x))
+    assert stacked.shape == (2, 8, 8, 15)
+    np.testing.assert_array_equal(stacked[..., :3], x)
+    padded = np.pad(x, [(0, 0), (2, 2), (2, 2), (0, 0)])  # zeros come in where the image moves away
+    for k, (dy, dx) in enumerate([(-2, -2), (-2, 2), (2, -2), (2, 2)]):
+        np.testing.assert_array_equal(stacked[..., 3 * (k + 1): 3 * (k + 2)], padded[:, 2 + dy: 10 + dy, 2 + dx: 10 + dx])
+    assert tuple(spt(x).shape) == (2, 4, 32)  # same tokens as plain 4x4 patches
+    with pytest.raises(ValueError, match="at least 2"):
+        vitlib.ShiftedPatchEmbedding(32, 1)
+
+
+def test_a_shifted_patch_token_sees_a_rim_of_half_a_patch_around_its_patch_and_nothing_further(rng):
+    spt = vitlib.ShiftedPatchEmbedding(16, 4)
+    x = rng.normal(size=(1, 8, 8, 1)).astype("float32")
+    base = ops.convert_to_numpy(spt(x))[0, 0]  # token 0: the top-left patch, rows and columns 0-3
+
+    def moved(row, col):
+        y = x.copy()
+        y[0, row, col, 0] += 1.0
+        return np.abs(ops.convert_to_numpy(spt(y))[0, 0] - base).max() > 1e-4
+
+    assert moved(3, 3) and moved(5, 5) and moved(5, 0) and moved(0, 5)  # inside, and the rim two pixels out
+    assert not moved(6, 6) and not moved(0, 6) and not moved(7, 2)       # three or more pixels out
+
+
 def test_class_token_is_prepended_to_every_sample():
     layer = vitlib.ClassToken()
     x = np.ones((3, 5, 8), "float32")

@@ -74,14 +74,15 @@ def test_saved_model_reloads_with_identical_outputs(tmp_path, rng, pos_embedding
     np.testing.assert_array_equal(ops.convert_to_numpy(loaded(x)), ops.convert_to_numpy(model(x)))
 
 
-def test_hybrid_model_with_conv_stem_saves_and_reloads(tmp_path, rng):
-    model = vitlib.build_vit(None, **{**SMALL, "stem": "conv", "dropout": 0.1, "drop_path": 0.1})
+@pytest.mark.parametrize("stem,layer", [("conv", "conv_stem"), ("shifted", "shifted_patch_embedding")])
+def test_models_with_other_stems_save_and_reload(tmp_path, rng, stem, layer):
+    model = vitlib.build_vit(None, **{**SMALL, "stem": stem, "dropout": 0.1, "drop_path": 0.1})
     randomise(model, rng)
     x = rng.normal(size=(2, 16, 16, 3)).astype("float32")
-    model.save(tmp_path / "hybrid.keras")
-    loaded = keras.saving.load_model(tmp_path / "hybrid.keras")
+    model.save(tmp_path / "stem.keras")
+    loaded = keras.saving.load_model(tmp_path / "stem.keras")
     np.testing.assert_allclose(ops.convert_to_numpy(loaded(x)), ops.convert_to_numpy(model(x)), atol=1e-6)
-    assert "conv_stem" in [l.name for l in model.layers]
+    assert layer in [l.name for l in model.layers] and loaded.config == model.config
 
 
 def test_attention_weights_for_every_layer_are_those_of_the_forward_pass(rng):

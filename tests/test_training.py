@@ -42,6 +42,21 @@ def test_recipes_and_bad_configs():
         training.TrainConfig(distill=1.5)
     with pytest.raises(ValueError, match="translate is a fraction"):
         training.TrainConfig(translate=0.6)
+    with pytest.raises(ValueError, match="Unknown keep 'final'"):
+        training.TrainConfig(keep="final")
+
+
+def test_save_best_saves_on_improvement_and_on_ties_so_the_later_epoch_wins(tmp_path):
+    saved = []
+
+    class Recorder:
+        def save(self, path):
+            saved.append(epoch)
+
+    callback = training.SaveBest(Recorder(), tmp_path / "best.keras")
+    for epoch, accuracy in enumerate([0.5, 0.7, 0.6, 0.7, 0.65]):
+        callback.on_epoch_end(epoch, {"val_accuracy": accuracy})
+    assert saved == [0, 1, 3] and callback.best == 0.7
 
 
 def test_distillation_loss_matches_its_formula(rng):
@@ -92,8 +107,9 @@ def test_cpu_precision_is_float32():
 
 
 @pytest.mark.tensorflow_only
-def test_train_writes_metrics_and_a_reloadable_best_model(tmp_path):
+def test_train_writes_metrics_and_reloadable_best_and_last_models(tmp_path):
     cfg = training.recipe("digits", epochs=3, warmup_epochs=1, model={"depth": 1})
+    assert cfg.keep == "last"  # the digits recipe tests its last epoch
     metrics = training.train(cfg, tmp_path, verbose=0)
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert saved["test_accuracy"] == metrics["test_accuracy"] and saved["config"]["epochs"] == 3
@@ -101,11 +117,14 @@ def test_train_writes_metrics_and_a_reloadable_best_model(tmp_path):
     assert max(metrics["history"]["val_accuracy"]) == pytest.approx(metrics["best_val_accuracy"])
     assert saved["epochs_this_run"] == [0, 1, 2] and saved["train_seconds"] > 0
     assert metrics["test_accuracy"] > 0.5  # 3 epochs of a 1-layer ViT: far above chance (10 %)
-    best = keras.saving.load_model(tmp_path / "best.keras")
-    assert isinstance(best, vitlib.VisionTransformer)
     ds = vitlib.data.load_dataset("digits")
-    accuracy = float(np.mean(np.argmax(ops.convert_to_numpy(best(ds.x_test)), -1) == ds.y_test))
-    assert accuracy == pytest.approx(metrics["test_accuracy"], abs=1e-6)
+    accuracy = lambda model, x, y: float(np.mean(np.argmax(ops.convert_to_numpy(model(x)), -1) == y))  # noqa: E731
+    best, last = (keras.saving.load_model(tmp_path / name) for name in ("best.keras", "last.keras"))
+    assert isinstance(best, vitlib.VisionTransformer) and isinstance(last, vitlib.VisionTransformer)
+    assert accuracy(best, ds.x_val, ds.y_val) == pytest.approx(metrics["best_val_accuracy"], abs=1e-6)
+    assert accuracy(last, ds.x_val, ds.y_val) == pytest.approx(metrics["history"]["val_accuracy"][-1], abs=1e-6)
+    assert saved["tested_model"] == "last.keras"
+    assert accuracy(last, ds.x_test, ds.y_test) == pytest.approx(metrics["test_accuracy"], abs=1e-6)
     assert keras.config.dtype_policy().name == "float32"  # the global policy is restored
 
 
@@ -183,3 +202,19 @@ def test_mirrored_training_on_two_logical_cpus_matches_one_device(tmp_path):
     for run in runs.values():
         assert run["test"] > 0.5  # chance is 10 %
     assert losses["mirrored"][1] < losses["mirrored"][0] - 0.3 and losses["none"][1] < losses["none"][0] - 0.3
+
+
+def test_cli_builds_the_recipe_with_its_overrides(monkeypatch, capsys):
+    from vitlib import train as cli
+
+    configs = []
+    keys = ("test_accuracy", "tested_model", "best_val_accuracy", "train_seconds", "parameters",
+            "teacher_test_accuracy", "teacher_seconds")
+    monkeypatch.setattr(training, "train", lambda config, out, verbose: configs.append(config) or dict.fromkeys(keys, 0))
+    assert cli.main(["--epochs", "4", "--keep", "best"]) == 0
+    assert configs[-1].model["stem"] == "shifted" and configs[-1].keep == "best" and configs[-1].epochs == 4
+    assert cli.main(["--variant", "Ti/4"]) == 0  # a named variant is a plain ViT...
+    assert configs[-1].model["variant"] == "Ti/4" and configs[-1].model["stem"] == "patch"
+    assert cli.main(["--variant", "Ti/4", "--stem", "conv"]) == 0  # ...unless a stem is asked for
+    assert configs[-1].model["stem"] == "conv"
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["tested_model"] == 0

@@ -110,6 +110,52 @@ class ConvStem(layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="vitlib")
+class ShiftedPatchEmbedding(layers.Layer):
+    """Shifted Patch Tokenization (Lee, Lee & Song 2021, "Vision Transformer for Small-Size Datasets"):
+    (B, H, W, C) -> (B, N, D), the same N as plain patches.
+
+    The image and four copies shifted diagonally by half a patch are stacked along the channels, so each
+    patch also sees a rim of its neighbours; the stacked patches are flattened, layer-normalised and
+    projected to D. The grid, the tokens and everything after them stay those of a plain ViT.
+    """
+
+    def __init__(self, hidden_size, patch_size, **kwargs):
+        super().__init__(**kwargs)
+        self.hidden_size = _checks.positive_int("hidden_size", hidden_size)
+        self.patch_size = _checks.positive_int("patch_size", patch_size)
+        if patch_size < 2:
+            raise ValueError(f"stem='shifted' shifts by half a patch, so the patch size must be at least 2, got {patch_size}.")
+        self.shift = patch_size // 2
+        self.patches = Patches(patch_size, name="patches")
+        self.norm = layers.LayerNormalization(epsilon=1e-6, name="norm")
+        self.projection = layers.Dense(hidden_size, name="projection")
+
+    def build(self, input_shape):
+        h, w, c = _checks.image_shape(input_shape, f"Inputs of {self.name}")
+        self.grid_size = patch_grid((h, w), self.patch_size)
+        features = self.patch_size**2 * 5 * c
+        self.norm.build((input_shape[0], None, features))
+        self.projection.build((input_shape[0], None, features))
+
+    def shifted(self, images):
+        """(B, H, W, C) -> (B, H, W, 5C): the image and its four diagonal shifts by P // 2 (zeros shifted in)."""
+        s, h, w = self.shift, images.shape[1], images.shape[2]
+        padded = ops.pad(images, [[0, 0], [s, s], [s, s], [0, 0]])
+        copies = [padded[:, s + dy: s + dy + h, s + dx: s + dx + w] for dy, dx in ((-s, -s), (-s, s), (s, -s), (s, s))]
+        return ops.concatenate([images, *copies], axis=-1)
+
+    def call(self, images):
+        return self.projection(self.norm(self.patches(self.shifted(images))))  # (B, N, P·P·5C) -> (B, N, D)
+
+    def compute_output_shape(self, input_shape):
+        rows, cols = patch_grid(_checks.image_shape(input_shape)[:2], self.patch_size)
+        return (input_shape[0], rows * cols, self.hidden_size)
+
+    def get_config(self):
+        return {**super().get_config(), "hidden_size": self.hidden_size, "patch_size": self.patch_size}
+
+
+@keras.saving.register_keras_serializable(package="vitlib")
 class ClassToken(layers.Layer):
     """Prepends a learnable [class] token: (B, N, D) -> (B, 1 + N, D). Zero-initialised, as in the
     official implementation; its final state is the image representation (Eq. 4)."""

@@ -11,7 +11,7 @@ from keras import layers, ops
 
 from vitlib import _checks
 from vitlib.attention import ATTENTION_IMPLS
-from vitlib.embeddings import POSITION_EMBEDDINGS, ClassToken, ConvStem, PatchEmbedding, PositionEmbedding
+from vitlib.embeddings import POSITION_EMBEDDINGS, ClassToken, ConvStem, PatchEmbedding, PositionEmbedding, ShiftedPatchEmbedding
 from vitlib.encoder import LAYER_NORM_EPSILON, EncoderBlock
 from vitlib.patches import patch_grid
 
@@ -25,7 +25,7 @@ VARIANTS = {
     "H": (1280, 32, 16, 5120),
 }
 POOLS = ("token", "gap")
-STEMS = ("patch", "conv")
+STEMS = ("patch", "conv", "shifted")
 
 
 def parse_variant(variant):
@@ -145,6 +145,8 @@ class VisionTransformer(keras.Model):
         images = keras.Input((*c.image_size, c.channels), name="images")
         if c.stem == "patch":
             x = PatchEmbedding(c.hidden_size, c.patch_size, name="patch_embedding")(images)  # (B, N, D)
+        elif c.stem == "shifted":
+            x = ShiftedPatchEmbedding(c.hidden_size, c.patch_size, name="shifted_patch_embedding")(images)  # (B, N, D)
         else:
             x = ConvStem(c.hidden_size, c.patch_size, name="conv_stem")(images)  # (B, N, D)
         if c.pool == "token":

@@ -1,7 +1,8 @@
 """Command line: ``python -m vitlib.train --dataset digits --epochs 30 --out runs/digits``.
 
 Starts from the data set's recipe (see ``vitlib.training.RECIPES``); options override it. Run the same
-command again after an interruption to resume. Writes ``OUT/metrics.json`` and ``OUT/best.keras``.
+command again after an interruption to resume. Writes ``OUT/metrics.json``, ``OUT/best.keras`` (best
+validation accuracy) and ``OUT/last.keras`` (last epoch); ``--keep`` says which one is tested.
 """
 import argparse
 import json
@@ -28,7 +29,11 @@ def main(argv=None):
     parser.add_argument("--augment", choices=["none", "basic", "strong"])
     parser.add_argument("--mixed-precision", choices=["auto", "float32", "mixed_float16", "mixed_bfloat16"])
     parser.add_argument("--strategy", choices=["auto", "none", "mirrored"])
+    parser.add_argument("--keep", choices=["best", "last"], help="the model tested: best by validation accuracy, or last epoch")
     parser.add_argument("--variant", help="model variant such as Ti/4; default: the recipe's custom model")
+    parser.add_argument("--stem", choices=["patch", "conv", "shifted"],
+                        help="tokenizer: plain patches, a conv stem (hybrid) or shifted patch tokenization; "
+                             "default: the recipe's, or patch with --variant")
     parser.add_argument("--verbose", type=int, default=2, help="Keras fit verbosity: 0 silent, 1 progress bar, 2 one line per epoch")
     args = parser.parse_args(argv)
 
@@ -36,17 +41,19 @@ def main(argv=None):
 
     name = args.recipe or (args.dataset if args.dataset in training.RECIPES else "digits")
     overrides = {k: v for k, v in vars(args).items()
-                 if v is not None and k not in ("recipe", "out", "variant", "verbose")}
+                 if v is not None and k not in ("recipe", "out", "variant", "stem", "verbose")}
     if args.variant:
         overrides["model"] = {"variant": args.variant, "patch_size": None, "hidden_size": None, "depth": None,
-                              "num_heads": None, "mlp_dim": None}
+                              "num_heads": None, "mlp_dim": None, "stem": "patch"}
+    if args.stem:
+        overrides["model"] = {**overrides.get("model", {}), "stem": args.stem}
     try:
         config = training.recipe(name, **overrides)
         metrics = training.train(config, args.out or f"runs/{args.dataset}", verbose=args.verbose)
     except (ValueError, training.DatasetUnavailableError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(json.dumps({k: metrics[k] for k in ("test_accuracy", "best_val_accuracy", "train_seconds", "parameters",
+    print(json.dumps({k: metrics[k] for k in ("test_accuracy", "tested_model", "best_val_accuracy", "train_seconds", "parameters",
                                                   "teacher_test_accuracy", "teacher_seconds")}))
     return 0
 
