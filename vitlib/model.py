@@ -185,7 +185,9 @@ def build_vit(variant="Ti/16", *, image_size=224, num_classes=1000, channels=3, 
 
     ``variant`` is a size and a patch size such as ``"B/16"`` or ``"Ti/4"`` (Table 1 of the paper);
     ``patch_size``, ``hidden_size``, ``depth``, ``num_heads`` and ``mlp_dim`` override it, and with
-    ``variant=None`` they define a custom model.
+    ``variant=None`` they define a custom model. ``stem`` turns images into tokens: ``"patch"`` (the paper's
+    linear patch projection), ``"conv"`` (a small CNN: the hybrid ViT) or ``"shifted"`` (shifted patch
+    tokenization, for small data sets).
     """
     config = ViTConfig.from_variant(
         variant, image_size=image_size, num_classes=num_classes, channels=channels, pos_embedding=pos_embedding,
