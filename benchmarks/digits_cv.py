@@ -53,7 +53,9 @@ def main():
         else:
             ds = vdata.Dataset("digits", x[train], y[train], x[held], y[held], x[held], y[held], d.class_names)
         with tempfile.TemporaryDirectory() as out:
-            r = training.train(training.recipe("digits", seed=k, **changes), out, verbose=0, data=ds)
+            # train_on_validation=False: the folds (and the validation split, if any) are set here
+            r = training.train(training.recipe("digits", seed=k, **{**changes, "train_on_validation": False}), out,
+                               verbose=0, data=ds)
             if args.nested:
                 scores.append(held_out_accuracy(f"{out}/last.keras", ds))
                 best_scores.append(held_out_accuracy(f"{out}/best.keras", ds))

@@ -44,6 +44,10 @@ def test_recipes_and_bad_configs():
         training.TrainConfig(translate=0.6)
     with pytest.raises(ValueError, match="Unknown keep 'final'"):
         training.TrainConfig(keep="final")
+    with pytest.raises(ValueError, match="train_on_validation=True leaves no validation images"):
+        training.TrainConfig(train_on_validation=True, keep="best")
+    assert training.recipe("digits").train_on_validation  # the final digits run trains on the validation images...
+    assert not training.recipe("digits", keep="best").train_on_validation  # ...unless it must pick an epoch by them
 
 
 def test_save_best_saves_on_improvement_and_on_ties_so_the_later_epoch_wins(tmp_path):
@@ -108,7 +112,7 @@ def test_cpu_precision_is_float32():
 
 @pytest.mark.tensorflow_only
 def test_train_writes_metrics_and_reloadable_best_and_last_models(tmp_path):
-    cfg = training.recipe("digits", epochs=3, warmup_epochs=1, model={"depth": 1})
+    cfg = training.recipe("digits", epochs=3, warmup_epochs=1, model={"depth": 1}, train_on_validation=False)
     assert cfg.keep == "last"  # the digits recipe tests its last epoch
     metrics = training.train(cfg, tmp_path, verbose=0)
     saved = json.loads((tmp_path / "metrics.json").read_text())
@@ -123,9 +127,24 @@ def test_train_writes_metrics_and_reloadable_best_and_last_models(tmp_path):
     assert isinstance(best, vitlib.VisionTransformer) and isinstance(last, vitlib.VisionTransformer)
     assert accuracy(best, ds.x_val, ds.y_val) == pytest.approx(metrics["best_val_accuracy"], abs=1e-6)
     assert accuracy(last, ds.x_val, ds.y_val) == pytest.approx(metrics["history"]["val_accuracy"][-1], abs=1e-6)
-    assert saved["tested_model"] == "last.keras"
+    assert saved["tested_model"] == "last.keras" and saved["train_images"] == len(ds.y_train)
     assert accuracy(last, ds.x_test, ds.y_test) == pytest.approx(metrics["test_accuracy"], abs=1e-6)
     assert keras.config.dtype_policy().name == "float32"  # the global policy is restored
+
+
+@pytest.mark.tensorflow_only
+def test_final_run_trains_on_the_validation_images_too(tmp_path):
+    cfg = training.recipe("digits", epochs=2, warmup_epochs=1, model={"depth": 1})
+    assert cfg.train_on_validation and cfg.keep == "last"
+    metrics = training.train(cfg, tmp_path, verbose=0)
+    ds = vitlib.data.load_dataset("digits")
+    assert metrics["train_images"] == len(ds.y_train) + len(ds.y_val) == 1438
+    assert metrics["best_val_accuracy"] is None and "val_accuracy" not in metrics["history"]
+    assert len(metrics["history"]["loss"]) == 2 and not (tmp_path / "best.keras").exists()
+    last = keras.saving.load_model(tmp_path / "last.keras")
+    predicted = np.argmax(ops.convert_to_numpy(last(ds.x_test)), -1)
+    assert float(np.mean(predicted == ds.y_test)) == pytest.approx(metrics["test_accuracy"], abs=1e-6)
+    assert metrics["test_accuracy"] > 0.3  # 2 epochs of a 1-layer ViT; chance is 10 %
 
 
 @pytest.mark.tensorflow_only
@@ -134,8 +153,8 @@ def test_train_with_a_teacher_saves_it_and_reports_it(tmp_path):
     metrics = training.train(cfg, tmp_path, verbose=0)
     assert (tmp_path / "teacher.keras").exists() and metrics["teacher_seconds"] > 0
     assert metrics["teacher_test_accuracy"] > 0.3 and metrics["test_accuracy"] > 0.3  # chance: 10 %
-    best = keras.saving.load_model(tmp_path / "best.keras")
-    assert isinstance(best, vitlib.VisionTransformer) and best.output_shape == (None, 10)  # the student alone
+    student = keras.saving.load_model(tmp_path / "last.keras")
+    assert isinstance(student, vitlib.VisionTransformer) and student.output_shape == (None, 10)  # the student alone
 
 
 def epochs_in(csv_path):
@@ -208,11 +227,14 @@ def test_cli_builds_the_recipe_with_its_overrides(monkeypatch, capsys):
     from vitlib import train as cli
 
     configs = []
-    keys = ("test_accuracy", "tested_model", "best_val_accuracy", "train_seconds", "parameters",
+    keys = ("test_accuracy", "tested_model", "best_val_accuracy", "train_images", "train_seconds", "parameters",
             "teacher_test_accuracy", "teacher_seconds")
     monkeypatch.setattr(training, "train", lambda config, out, verbose: configs.append(config) or dict.fromkeys(keys, 0))
     assert cli.main(["--epochs", "4", "--keep", "best"]) == 0
     assert configs[-1].model["stem"] == "shifted" and configs[-1].keep == "best" and configs[-1].epochs == 4
+    assert not configs[-1].train_on_validation  # keeping the best epoch holds the validation images out
+    assert cli.main([]) == 0 and configs[-1].train_on_validation and configs[-1].keep == "last"
+    assert cli.main(["--no-train-on-validation"]) == 0 and not configs[-1].train_on_validation
     assert cli.main(["--variant", "Ti/4"]) == 0  # a named variant is a plain ViT...
     assert configs[-1].model["variant"] == "Ti/4" and configs[-1].model["stem"] == "patch"
     assert cli.main(["--variant", "Ti/4", "--stem", "conv"]) == 0  # ...unless a stem is asked for

@@ -2,7 +2,8 @@
 
 Starts from the data set's recipe (see ``vitlib.training.RECIPES``); options override it. Run the same
 command again after an interruption to resume. Writes ``OUT/metrics.json``, ``OUT/best.keras`` (best
-validation accuracy) and ``OUT/last.keras`` (last epoch); ``--keep`` says which one is tested.
+validation accuracy) and ``OUT/last.keras`` (last epoch); ``--keep`` says which one is tested. The digits
+recipe trains its final run on the validation images too (``--no-train-on-validation`` holds them out).
 """
 import argparse
 import json
@@ -30,6 +31,8 @@ def main(argv=None):
     parser.add_argument("--mixed-precision", choices=["auto", "float32", "mixed_float16", "mixed_bfloat16"])
     parser.add_argument("--strategy", choices=["auto", "none", "mirrored"])
     parser.add_argument("--keep", choices=["best", "last"], help="the model tested: best by validation accuracy, or last epoch")
+    parser.add_argument("--train-on-validation", action=argparse.BooleanOptionalAction,
+                        help="train on the validation images too (the final run of a fixed recipe; tests the last epoch)")
     parser.add_argument("--variant", help="model variant such as Ti/4; default: the recipe's custom model")
     parser.add_argument("--stem", choices=["patch", "conv", "shifted"],
                         help="tokenizer: plain patches, a conv stem (hybrid) or shifted patch tokenization; "
@@ -53,7 +56,7 @@ def main(argv=None):
     except (ValueError, training.DatasetUnavailableError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(json.dumps({k: metrics[k] for k in ("test_accuracy", "tested_model", "best_val_accuracy", "train_seconds", "parameters",
+    print(json.dumps({k: metrics[k] for k in ("test_accuracy", "tested_model", "best_val_accuracy", "train_images", "train_seconds", "parameters",
                                                   "teacher_test_accuracy", "teacher_seconds")}))
     return 0
 

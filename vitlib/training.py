@@ -62,6 +62,7 @@ class TrainConfig:
     distill: float = 0.0            # weight of the teacher's soft labels in the loss; 0: no teacher
     distill_temperature: float = 2.0
     keep: str = "best"              # the model tested at the end: "best" (by validation accuracy) or "last" epoch
+    train_on_validation: bool = False  # once a recipe is fixed: train on the validation images too (keep="last")
 
     def __post_init__(self):
         for name in ("epochs", "batch_size"):
@@ -69,6 +70,9 @@ class TrainConfig:
         _checks.choice("mixed_precision", self.mixed_precision, ("auto", "float32", "mixed_float16", "mixed_bfloat16"))
         _checks.choice("strategy", self.strategy, ("auto", "none", "mirrored"))
         _checks.choice("keep", self.keep, ("best", "last"))
+        if self.train_on_validation and self.keep != "last":
+            raise ValueError(f"train_on_validation=True leaves no validation images to pick the best epoch by, but "
+                             f"keep={self.keep!r}: use keep='last', or train_on_validation=False.")
         if not 0 <= self.warmup_epochs < self.epochs:
             raise ValueError(f"warmup_epochs must be in [0, epochs={self.epochs}), got {self.warmup_epochs}.")
         if self.learning_rate <= 0:
@@ -90,8 +94,10 @@ RECIPES = {
     # digits; shifted patch tokenization beat plain patches (98.7 vs 98.1 %); random shifts, rotations,
     # longer training and distillation from a CNN did not help. The last epoch is kept: in nested
     # cross-validation it beat the best epoch by validation accuracy (143 images are too few to pick an epoch).
+    # With nothing left to pick, the final run trains on the validation images too: in cross-validation, training
+    # on all 1,150 images of four folds beat training on 90 % of them (98.7 vs 98.2 %).
     "digits": dict(dataset="digits", epochs=20, batch_size=64, learning_rate=3e-3, weight_decay=0.05, warmup_epochs=3,
-                   augment="none", flip=False, keep="last",
+                   augment="none", flip=False, keep="last", train_on_validation=True,
                    model=dict(variant=None, patch_size=4, hidden_size=64, depth=3, num_heads=4, mlp_dim=128,
                               stem="shifted")),
     "position": dict(dataset="position", epochs=8, batch_size=64, augment="none", flip=False,
@@ -107,6 +113,8 @@ def recipe(name, **overrides):
     """A :class:`TrainConfig` from a named recipe (``"digits"``, ``"position"``, ``"cifar10"``), with overrides."""
     _checks.choice("recipe", name, tuple(RECIPES))
     base = dict(RECIPES[name])
+    if overrides.get("keep") == "best":  # picking the best epoch needs the validation images held out
+        overrides.setdefault("train_on_validation", False)
     if "model" in overrides:
         overrides["model"] = {**base["model"], **overrides["model"]}
     return TrainConfig(**{**base, **overrides})
@@ -280,7 +288,8 @@ def _train_teacher(config, data, path, pipe, steps_per_epoch):
 
 def train(config, out_dir="runs/digits", verbose="auto", data=None):
     """Train, keep the best model by validation accuracy and the last one, evaluate one of them (``config.keep``)
-    once on the test split.
+    once on the test split. With ``config.train_on_validation`` the validation images are trained on as well
+    (for the final run of a fixed recipe): no validation curves and no ``best.keras`` then.
 
     Writes ``out_dir/best.keras`` and ``last.keras`` (plain ViTs), ``history.csv``, ``metrics.json`` and, while running,
     ``backup/``: run the same call again after an interruption and it resumes after the last finished
@@ -302,6 +311,10 @@ def train(config, out_dir="runs/digits", verbose="auto", data=None):
     keras.config.set_dtype_policy(precision)
     try:
         data = data if data is not None else load_dataset(config.dataset, seed=config.seed)
+        if config.train_on_validation:  # the recipe is fixed: its validation images become training images
+            data = dataclasses.replace(data, x_train=np.concatenate([data.x_train, data.x_val]),
+                                       y_train=np.concatenate([data.y_train, data.y_val]),
+                                       x_val=data.x_val[:0], y_val=data.y_val[:0])
         strategy = resolve_strategy(config.strategy) if keras.backend.backend() == "tensorflow" else None
         # Training batches all have the same size (the few images left over are different ones each epoch, as
         # the data is reshuffled), which also splits them evenly over several replicas.
@@ -339,7 +352,8 @@ def train(config, out_dir="runs/digits", verbose="auto", data=None):
             keras.callbacks.CSVLogger(str(out / "history.csv"), append=True),
         ]
         start = time.perf_counter()
-        history = model.fit(pipe(data.x_train, data.y_train, True), validation_data=pipe(data.x_val, data.y_val, False),
+        validation = pipe(data.x_val, data.y_val, False) if len(data.y_val) else None
+        history = model.fit(pipe(data.x_train, data.y_train, True), validation_data=validation,
                             epochs=config.epochs, callbacks=callbacks, verbose=verbose, shuffle=False)  # data shuffles itself
         train_seconds = time.perf_counter() - start
         vit.save(out / "last.keras")
@@ -352,7 +366,8 @@ def train(config, out_dir="runs/digits", verbose="auto", data=None):
     metrics = {
         "test_accuracy": float(test_accuracy),
         "tested_model": f"{config.keep}.keras",
-        "best_val_accuracy": float(max(history_so_far.get("val_accuracy", []), default=-np.inf)),
+        "best_val_accuracy": max(history_so_far.get("val_accuracy", []), default=None),  # None: no validation split
+        "train_images": len(data.y_train),
         "train_seconds": round(train_seconds, 2),
         "teacher_test_accuracy": teacher_accuracy,
         "teacher_seconds": round(teacher_seconds, 2),
@@ -370,9 +385,12 @@ def train(config, out_dir="runs/digits", verbose="auto", data=None):
 
 def read_history(path):
     """A ``CSVLogger`` file such as ``history.csv`` as a dict of lists, ``{"loss": [...], ...}``; ``{}``
-    when there is no file yet."""
+    when there is no file yet. Columns with no values are left out (``CSVLogger`` writes ``val_*`` columns of
+    "NA" when there is no validation split)."""
     if not Path(path).exists():
         return {}
     with open(path) as f:
         rows = list(csv.DictReader(f))
-    return {key: [float(row[key]) for row in rows if row.get(key)] for key in (rows[0] if rows else {})}
+    columns = {key: [float(row[key]) for row in rows if row.get(key) not in (None, "", "NA")]
+               for key in (rows[0] if rows else {})}
+    return {key: values for key, values in columns.items() if values}
