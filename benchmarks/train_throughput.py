@@ -3,7 +3,9 @@
     python benchmarks/train_throughput.py                 # CPU-sized defaults
     KERAS_BACKEND=jax python benchmarks/train_throughput.py --configs B/16@224:128 --bf16
 
-Each configuration runs in a fresh process (so peak memory is its own). "plain" is a ViT written the way the
+Each configuration runs in a fresh process (so peak memory is its own): two warm-up steps, then --steps timed
+steps; a step's time is the median of the timed ones. --repeats R runs R processes per model, alternating which
+model goes first, and the table reports the median run (CPU timings on a shared VM vary). "plain" is a ViT written the way the
 keras.io ViT example writes one: tf.image.extract_patches + Dense, an Embedding for positions,
 keras.layers.MultiHeadAttention and a Dense MLP per block (TensorFlow backend only). Prints one JSON line per
 run and a Markdown table. MFU = analytic training FLOPs per image (3 x forward, vitlib.costs) x images/s /
@@ -83,17 +85,38 @@ def run_one(impl, variant, image_size, batch, steps, bf16):
     else:
         model = plain_keras_vit(image_size, cfg.patch_size, cfg.hidden_size, cfg.depth, cfg.num_heads, cfg.mlp_dim, 10)
     model.compile(keras.optimizers.AdamW(1e-4), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    x = np.random.default_rng(0).random((batch * steps, image_size, image_size, 3), dtype=np.float32)
-    y = np.random.default_rng(1).integers(0, 10, batch * steps)
-    model.fit(x[: batch * 2], y[: batch * 2], batch_size=batch, epochs=1, verbose=0)  # compile / warm up
-    start = time.perf_counter()
-    model.fit(x, y, batch_size=batch, epochs=1, verbose=0)
-    seconds = time.perf_counter() - start
-    images_per_s = batch * steps / seconds
+    warmup = 2
+    x = np.random.default_rng(0).random((batch * (warmup + steps), image_size, image_size, 3), dtype=np.float32)
+    y = np.random.default_rng(1).integers(0, 10, batch * (warmup + steps))
+
+    class StepTimer(keras.callbacks.Callback):
+        """Each training step's wall time; reading the loss waits for the step to finish (JAX, torch and
+        GPUs run steps asynchronously)."""
+
+        def __init__(self):
+            super().__init__()
+            self.seconds = []
+
+        def on_train_batch_begin(self, batch, logs=None):
+            self.start = time.perf_counter()
+
+        def on_train_batch_end(self, batch, logs=None):
+            float((logs or {}).get("loss", 0.0))
+            self.seconds.append(time.perf_counter() - self.start)
+
+    timer = StepTimer()
+    # One fit(): the first steps trace and compile, the rest are timed one by one by the callback. Timing the
+    # whole fit() call would add its tear-down: on our 2-core CPU, fit() on NumPy arrays sometimes returned 7-20 s
+    # after its last step had ended, with the CPU idle, which made earlier runs of this benchmark bimodal.
+    model.fit(x, y, batch_size=batch, epochs=1, verbose=0, shuffle=False, callbacks=[timer])
+    timed = timer.seconds[warmup:]
+    seconds = float(np.median(timed))
+    images_per_s = batch / seconds
     train_flops = 3 * costs.flops_per_image(cfg)
     return {"impl": impl, "variant": variant, "image_size": image_size, "batch": batch, "steps": steps,
             "backend": keras.backend.backend(), "precision": keras.config.dtype_policy().name,
-            "images_per_s": round(images_per_s, 2), "step_ms": round(1000 * seconds / steps, 1),
+            "images_per_s": round(images_per_s, 2), "step_ms": round(1000 * seconds, 1),
+            "step_ms_min_max": [round(1000 * min(timed), 1), round(1000 * max(timed), 1)],
             "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
             "train_gflops_per_image": round(train_flops / 1e9, 3), "achieved_tflops": round(train_flops * images_per_s / 1e12, 4)}
 
@@ -102,7 +125,9 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--configs", default="Ti/4@32:128,S/16@224:16,B/16@224:8",
                         help="comma-separated VARIANT@IMAGE:BATCH")
-    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--steps", type=int, default=10, help="timed training steps per process (after 2 warm-up steps)")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="fresh processes per model, alternating the implementations; the table gives the median")
     parser.add_argument("--impls", default="vitlib,plain")
     parser.add_argument("--bf16", action="store_true")
     parser.add_argument("--peak-tflops", type=float, help="device peak for MFU (default: CPU estimate)")
@@ -113,29 +138,40 @@ def main():
         print("RESULT " + json.dumps(run_one(impl, variant, int(size), int(batch), args.steps, args.bf16)))
         return
     peak = args.peak_tflops * 1e12 if args.peak_tflops else cpu_peak_flops()
-    rows = []
+    impls = [i for i in args.impls.split(",")
+             if i != "plain" or os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow"]
+    table = []
     for spec in args.configs.split(","):
         variant, rest = spec.split("@")
         size, batch = rest.split(":")
-        for impl in args.impls.split(","):
-            if impl == "plain" and os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow":
-                continue
-            cmd = [sys.executable, __file__, "--one", f"{impl}|{variant}|{size}|{batch}", "--steps", str(args.steps)]
-            out = subprocess.run(cmd + (["--bf16"] if args.bf16 else []), capture_output=True, text=True)
-            line = next((l for l in out.stdout.splitlines() if l.startswith("RESULT ")), None)
-            if line is None:
-                print(out.stderr[-2000:], file=sys.stderr)
-                continue
-            row = json.loads(line[7:])
-            row["mfu_percent"] = round(100 * row["achieved_tflops"] * 1e12 / peak, 2)
-            rows.append(row)
-            print(json.dumps(row), flush=True)
+        runs = {impl: [] for impl in impls}
+        for repeat in range(args.repeats):
+            for impl in impls if repeat % 2 == 0 else impls[::-1]:
+                cmd = [sys.executable, __file__, "--one", f"{impl}|{variant}|{size}|{batch}", "--steps", str(args.steps)]
+                out = subprocess.run(cmd + (["--bf16"] if args.bf16 else []), capture_output=True, text=True)
+                line = next((l for l in out.stdout.splitlines() if l.startswith("RESULT ")), None)
+                if line is None:
+                    print(out.stderr[-2000:], file=sys.stderr)
+                    continue
+                row = json.loads(line[7:])
+                row["mfu_percent"] = round(100 * row["achieved_tflops"] * 1e12 / peak, 2)
+                runs[impl].append(row)
+                print(json.dumps(row), flush=True)
+        for impl, rows in runs.items():
+            if rows:
+                rows.sort(key=lambda r: r["images_per_s"])
+                median = rows[len(rows) // 2]  # a real run (the upper middle one for an even count)
+                table.append({**median, "all_images_per_s": [r["images_per_s"] for r in rows]})
     print(f"\npeak assumed: {peak / 1e12:.3f} TFLOP/s\n")
-    print("| model | image | batch | impl | images/s | step (ms) | peak RSS (MiB) | MFU |")
-    print("|---|---|---|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['variant']} | {r['image_size']} | {r['batch']} | {r['impl']} | {r['images_per_s']} | {r['step_ms']} "
-              f"| {r['peak_rss_mib']} | {r['mfu_percent']} % |")
+    print("| model | image | batch | impl | images/s (median) | all runs | step (ms) | peak RSS (MiB) | MFU | vitlib / plain |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r in table:
+        plain = next((p for p in table if p["impl"] == "plain" and p["variant"] == r["variant"]
+                      and p["image_size"] == r["image_size"]), None)
+        ratio = f"{r['images_per_s'] / plain['images_per_s']:.2f}×" if r["impl"] == "vitlib" and plain else ""
+        print(f"| {r['variant']} | {r['image_size']} | {r['batch']} | {r['impl']} | {r['images_per_s']} "
+              f"| {', '.join(map(str, r['all_images_per_s']))} | {r['step_ms']} | {r['peak_rss_mib']} "
+              f"| {r['mfu_percent']} % | {ratio} |")
 
 
 if __name__ == "__main__":
