@@ -20,6 +20,16 @@ def test_digits_load_with_disjoint_stratified_splits():
     assert "train" in repr(ds)
 
 
+def test_validation_images_can_join_the_training_split():
+    ds = data.load_dataset("digits")
+    final = ds.with_validation_in_training()
+    np.testing.assert_array_equal(final.x_train, np.concatenate([ds.x_train, ds.x_val]))
+    np.testing.assert_array_equal(final.y_train, np.concatenate([ds.y_train, ds.y_val]))
+    assert final.x_val.shape == (0, 8, 8, 1) and len(final.y_val) == 0
+    np.testing.assert_array_equal(final.x_test, ds.x_test)
+    assert len(ds.y_val) == 143  # the original is unchanged
+
+
 def test_same_seed_same_split_other_seed_other_split():
     a, b, c = data.load_dataset("digits", seed=0), data.load_dataset("digits", seed=0), data.load_dataset("digits", seed=1)
     np.testing.assert_array_equal(a.y_test, b.y_test)

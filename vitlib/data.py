@@ -102,6 +102,13 @@ class Dataset:
     def image_shape(self):
         return self.x_train.shape[1:]
 
+    def with_validation_in_training(self):
+        """The same data set with the validation images moved into the training split (for the final run of a
+        fixed recipe): train = train + validation, an empty validation split, the same test split."""
+        return dataclasses.replace(self, x_train=np.concatenate([self.x_train, self.x_val]),
+                                   y_train=np.concatenate([self.y_train, self.y_val]),
+                                   x_val=self.x_val[:0], y_val=self.y_val[:0])
+
     def __repr__(self):
         return (f"Dataset({self.name!r}: images {self.image_shape}, {self.num_classes} classes, "
                 f"train {len(self.y_train)}, validation {len(self.y_val)}, test {len(self.y_test)})")

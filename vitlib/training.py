@@ -312,9 +312,7 @@ def train(config, out_dir="runs/digits", verbose="auto", data=None):
     try:
         data = data if data is not None else load_dataset(config.dataset, seed=config.seed)
         if config.train_on_validation:  # the recipe is fixed: its validation images become training images
-            data = dataclasses.replace(data, x_train=np.concatenate([data.x_train, data.x_val]),
-                                       y_train=np.concatenate([data.y_train, data.y_val]),
-                                       x_val=data.x_val[:0], y_val=data.y_val[:0])
+            data = data.with_validation_in_training()
         strategy = resolve_strategy(config.strategy) if keras.backend.backend() == "tensorflow" else None
         # Training batches all have the same size (the few images left over are different ones each epoch, as
         # the data is reshuffled), which also splits them evenly over several replicas.
