@@ -17,6 +17,20 @@ def test_conv_embedding_equals_linear_on_patches_when_kernel_is_reshaped(rng):
     assert tuple(conv(x).shape) == (2, 16, 64)
 
 
+@pytest.mark.parametrize("make", [lambda: vitlib.PatchEmbedding(24, 4, mode="linear"), lambda: vitlib.ConvStem(24, 4),
+                                   lambda: vitlib.ShiftedPatchEmbedding(24, 4)], ids=["patch", "conv", "shifted"])
+def test_every_stem_turns_images_into_one_token_per_patch_and_rebuilds_from_its_config(make):
+    stem = make()
+    assert isinstance(stem, vitlib.TokenStem)
+    images = np.zeros((2, 16, 12, 1), "float32")
+    assert tuple(stem(images).shape) == stem.compute_output_shape(images.shape) == (2, 4 * 3, 24)
+    config = stem.get_config()
+    assert (config["hidden_size"], config["patch_size"]) == (24, 4)
+    assert type(stem).from_config(config).get_config() == config
+    with pytest.raises(ValueError, match="hidden_size"):
+        type(stem)(0, 4)
+
+
 def test_conv_stem_gives_one_token_per_patch_and_refuses_non_power_of_two():
     stem = vitlib.ConvStem(32, 8)
     assert tuple(stem(np.zeros((1, 32, 32, 3), "float32")).shape) == (1, 16, 32)

@@ -8,8 +8,8 @@ from vitlib._quiet import import_tensorflow_quietly
 import_tensorflow_quietly()
 from vitlib.patches import Patches, extract_patches, identity_patch_kernel, num_patches, patch_grid, patches_to_images
 from vitlib.embeddings import (
-    ClassToken, ConvStem, PatchEmbedding, PositionEmbedding, ShiftedPatchEmbedding, resize_position_embeddings, sincos_1d,
-    sincos_2d,
+    ClassToken, ConvStem, PatchEmbedding, PositionEmbedding, ShiftedPatchEmbedding, TokenStem, resize_position_embeddings,
+    sincos_1d, sincos_2d,
 )
 from vitlib.attention import MultiHeadSelfAttention, scaled_dot_product_attention
 from vitlib.encoder import EncoderBlock, MLPBlock, StochasticDepth

@@ -14,8 +14,25 @@ from vitlib.patches import Patches, patch_grid
 POSITION_EMBEDDINGS = ("learned", "sincos1d", "sincos2d", "none")
 
 
+class TokenStem(layers.Layer):
+    """What the three stems below share: images (B, H, W, C) -> tokens (B, N, D), with N = (H/P)·(W/P)
+    whatever happens in between."""
+
+    def __init__(self, hidden_size, patch_size, **kwargs):
+        super().__init__(**kwargs)
+        self.hidden_size = _checks.positive_int("hidden_size", hidden_size)
+        self.patch_size = _checks.positive_int("patch_size", patch_size)
+
+    def compute_output_shape(self, input_shape):
+        rows, cols = patch_grid(_checks.image_shape(input_shape)[:2], self.patch_size)
+        return (input_shape[0], rows * cols, self.hidden_size)
+
+    def get_config(self):
+        return {**super().get_config(), "hidden_size": self.hidden_size, "patch_size": self.patch_size}
+
+
 @keras.saving.register_keras_serializable(package="vitlib")
-class PatchEmbedding(layers.Layer):
+class PatchEmbedding(TokenStem):
     """Linear projection E of every flattened patch: (B, H, W, C) -> (B, N, D).
 
     ``mode="conv"`` uses a Conv2D with kernel size = stride = P (fast, as in the paper's code);
@@ -24,9 +41,7 @@ class PatchEmbedding(layers.Layer):
     """
 
     def __init__(self, hidden_size, patch_size, mode="conv", **kwargs):
-        super().__init__(**kwargs)
-        self.hidden_size = _checks.positive_int("hidden_size", hidden_size)
-        self.patch_size = _checks.positive_int("patch_size", patch_size)
+        super().__init__(hidden_size, patch_size, **kwargs)
         self.mode = _checks.choice("patch embedding mode", mode, ("conv", "linear"))
         if mode == "conv":
             self.projection = layers.Conv2D(hidden_size, patch_size, strides=patch_size, name="projection")
@@ -48,17 +63,12 @@ class PatchEmbedding(layers.Layer):
             return ops.reshape(x, (-1, self.grid_size[0] * self.grid_size[1], self.hidden_size))
         return self.projection(self.patches(images))  # (B, N, P·P·C) -> (B, N, D)
 
-    def compute_output_shape(self, input_shape):
-        rows, cols = patch_grid(_checks.image_shape(input_shape)[:2], self.patch_size)
-        return (input_shape[0], rows * cols, self.hidden_size)
-
     def get_config(self):
-        return {**super().get_config(), "hidden_size": self.hidden_size,
-                "patch_size": self.patch_size, "mode": self.mode}
+        return {**super().get_config(), "mode": self.mode}
 
 
 @keras.saving.register_keras_serializable(package="vitlib")
-class ConvStem(layers.Layer):
+class ConvStem(TokenStem):
     """Convolutional stem for a hybrid ViT: (B, H, W, C) -> (B, N, D) with the same N as patches.
 
     The paper's hybrid models feed CNN feature maps to the transformer (Sec. 3.1, "Hybrid
@@ -67,9 +77,7 @@ class ConvStem(layers.Layer):
     """
 
     def __init__(self, hidden_size, patch_size, **kwargs):
-        super().__init__(**kwargs)
-        self.hidden_size = _checks.positive_int("hidden_size", hidden_size)
-        self.patch_size = _checks.positive_int("patch_size", patch_size)
+        super().__init__(hidden_size, patch_size, **kwargs)
         steps = int(round(math.log2(patch_size)))
         if 2**steps != patch_size:
             raise ValueError(
@@ -101,16 +109,9 @@ class ConvStem(layers.Layer):
         x = self.projection(x)
         return ops.reshape(x, (-1, self.grid_size[0] * self.grid_size[1], self.hidden_size))
 
-    def compute_output_shape(self, input_shape):
-        rows, cols = patch_grid(_checks.image_shape(input_shape)[:2], self.patch_size)
-        return (input_shape[0], rows * cols, self.hidden_size)
-
-    def get_config(self):
-        return {**super().get_config(), "hidden_size": self.hidden_size, "patch_size": self.patch_size}
-
 
 @keras.saving.register_keras_serializable(package="vitlib")
-class ShiftedPatchEmbedding(layers.Layer):
+class ShiftedPatchEmbedding(TokenStem):
     """Shifted Patch Tokenization (Lee, Lee & Song 2021, "Vision Transformer for Small-Size Datasets"):
     (B, H, W, C) -> (B, N, D), the same N as plain patches.
 
@@ -120,9 +121,7 @@ class ShiftedPatchEmbedding(layers.Layer):
     """
 
     def __init__(self, hidden_size, patch_size, **kwargs):
-        super().__init__(**kwargs)
-        self.hidden_size = _checks.positive_int("hidden_size", hidden_size)
-        self.patch_size = _checks.positive_int("patch_size", patch_size)
+        super().__init__(hidden_size, patch_size, **kwargs)
         if patch_size < 2:
             raise ValueError(f"stem='shifted' shifts by half a patch, so the patch size must be at least 2, got {patch_size}.")
         self.shift = patch_size // 2
@@ -146,13 +145,6 @@ class ShiftedPatchEmbedding(layers.Layer):
 
     def call(self, images):
         return self.projection(self.norm(self.patches(self.shifted(images))))  # (B, N, P·P·5C) -> (B, N, D)
-
-    def compute_output_shape(self, input_shape):
-        rows, cols = patch_grid(_checks.image_shape(input_shape)[:2], self.patch_size)
-        return (input_shape[0], rows * cols, self.hidden_size)
-
-    def get_config(self):
-        return {**super().get_config(), "hidden_size": self.hidden_size, "patch_size": self.patch_size}
 
 
 @keras.saving.register_keras_serializable(package="vitlib")
