@@ -9,6 +9,7 @@ import keras
 from keras import layers, ops
 
 from vitlib import _checks
+from vitlib.fast import LayerNorm
 from vitlib.patches import Patches, patch_grid
 
 POSITION_EMBEDDINGS = ("learned", "sincos1d", "sincos2d", "none")
@@ -126,7 +127,7 @@ class ShiftedPatchEmbedding(TokenStem):
             raise ValueError(f"stem='shifted' shifts by half a patch, so the patch size must be at least 2, got {patch_size}.")
         self.shift = patch_size // 2
         self.patches = Patches(patch_size, name="patches")
-        self.norm = layers.LayerNormalization(epsilon=1e-6, name="norm")
+        self.norm = LayerNorm(epsilon=1e-6, name="norm")
         self.projection = layers.Dense(hidden_size, name="projection")
 
     def build(self, input_shape):

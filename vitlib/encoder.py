@@ -3,13 +3,15 @@
     z'_l = MSA(LN(z_{l-1})) + z_{l-1}
     z_l  = MLP(LN(z'_l)) + z'_l
 
-Pre-LayerNorm (epsilon 1e-6), a two-layer MLP with GELU, and residual connections around both.
+Pre-LayerNorm (epsilon 1e-6), a two-layer MLP with GELU, and residual connections around both. (GELU and
+LayerNorm come from vitlib.fast: Keras' own, with faster gradients on TensorFlow.)
 """
 import keras
 from keras import layers, ops
 
 from vitlib import _checks
 from vitlib.attention import MultiHeadSelfAttention
+from vitlib.fast import LayerNorm, gelu
 
 LAYER_NORM_EPSILON = 1e-6
 
@@ -25,13 +27,13 @@ class MLPBlock(layers.Layer):
         self.dropout = layers.Dropout(self.dropout_rate)
 
     def build(self, input_shape):
-        self.fc1 = layers.Dense(self.mlp_dim, activation="gelu", name="fc1")
+        self.fc1 = layers.Dense(self.mlp_dim, name="fc1")  # GELU applied in call(): vitlib.fast.gelu
         self.fc2 = layers.Dense(input_shape[-1], name="fc2")
         self.fc1.build(input_shape)
         self.fc2.build((*input_shape[:-1], self.mlp_dim))
 
     def call(self, x, training=None):
-        x = self.dropout(self.fc1(x), training=training)
+        x = self.dropout(gelu(self.fc1(x)), training=training)
         return self.dropout(self.fc2(x), training=training)
 
     def compute_output_shape(self, input_shape):
@@ -80,10 +82,10 @@ class EncoderBlock(layers.Layer):
         self.attention_dropout = _checks.rate("attention_dropout", attention_dropout)
         self.drop_path = _checks.rate("drop_path", drop_path)
         self.attention_impl = attention_impl
-        self.norm1 = layers.LayerNormalization(epsilon=LAYER_NORM_EPSILON, name="norm1")
+        self.norm1 = LayerNorm(epsilon=LAYER_NORM_EPSILON, name="norm1")
         self.attention = MultiHeadSelfAttention(num_heads, attention_dropout, attention_impl, name="attention")
         self.attention_out_dropout = layers.Dropout(self.dropout_rate)
-        self.norm2 = layers.LayerNormalization(epsilon=LAYER_NORM_EPSILON, name="norm2")
+        self.norm2 = LayerNorm(epsilon=LAYER_NORM_EPSILON, name="norm2")
         self.mlp = MLPBlock(mlp_dim, dropout, name="mlp")
         self.drop_branch = StochasticDepth(drop_path, name="drop_path")
 

@@ -13,6 +13,7 @@ from vitlib import _checks
 from vitlib.attention import ATTENTION_IMPLS
 from vitlib.embeddings import POSITION_EMBEDDINGS, ClassToken, ConvStem, PatchEmbedding, PositionEmbedding, ShiftedPatchEmbedding
 from vitlib.encoder import LAYER_NORM_EPSILON, EncoderBlock
+from vitlib.fast import LayerNorm
 from vitlib.patches import patch_grid
 
 # Table 1 of the paper (B, L, H) and of DeiT (Touvron et al. 2021) for Ti and S:
@@ -157,7 +158,7 @@ class VisionTransformer(keras.Model):
             rate = c.drop_path * i / max(c.depth - 1, 1)  # linearly increasing with depth, as in DeiT
             x = EncoderBlock(c.num_heads, c.mlp_dim, c.dropout, c.attention_dropout, rate, c.attention_impl,
                              name=f"encoder_block_{i}")(x)
-        x = layers.LayerNormalization(epsilon=LAYER_NORM_EPSILON, name="encoder_norm")(x)
+        x = LayerNorm(epsilon=LAYER_NORM_EPSILON, name="encoder_norm")(x)
         x = TokenPool(c.pool, name="pool")(x)  # (B, D)
         logits = layers.Dense(c.num_classes, kernel_initializer="zeros", activation=c.classifier_activation,
                               dtype="float32", name="head")(x)  # zero-initialised head, as in the paper's code
