@@ -1,6 +1,6 @@
 """vitlib: the Vision Transformer (Dosovitskiy et al. 2021) built one concept at a time, in Keras 3.
 
-Modules in reading order: patches -> embeddings -> attention -> encoder -> model -> data -> costs
+Modules in reading order: patches -> embeddings -> attention -> encoder (+ fast) -> model -> data -> costs
 -> analysis -> pretrained -> plotting -> widgets -> exercises (training: vitlib.training).
 """
 from vitlib._quiet import import_tensorflow_quietly
@@ -19,5 +19,5 @@ from vitlib.model import (
 
 __version__ = "0.1.0"
 
-from vitlib import analysis, costs, data, exercises, plotting, pretrained, widgets  # noqa: E402  (modules)
+from vitlib import analysis, costs, data, exercises, fast, plotting, pretrained, widgets  # noqa: E402  (modules)
 from vitlib.exercises import check  # noqa: E402
