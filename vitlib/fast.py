@@ -14,10 +14,8 @@ at 32x32 with batch 128, GELU forward + backward goes from about 100 ms to 40 ms
 
 Values and gradients match Keras' own `gelu` and `LayerNormalization` to float32 rounding (tests/test_fast.py),
 and the weights are the same, so models saved before or after this module load either way. On JAX and PyTorch,
-whose compilers fuse these steps already, both simply call Keras' implementation.
+which fuse these steps already (XLA; PyTorch's own GELU and LayerNorm kernels), both call Keras' implementation.
 """
-import functools
-
 import keras
 from keras import layers
 
@@ -29,12 +27,15 @@ def _tensorflow():
     return keras.backend.backend() == "tensorflow"
 
 
-@functools.cache
-def _tf_gelu():
+def gelu(x):
+    """Exact GELU (Hendrycks & Gimpel 2016), x * Phi(x), the MLP's activation; equals
+    `keras.activations.gelu(x, approximate=False)`."""
+    if not _tensorflow():
+        return keras.activations.gelu(x, approximate=False)
     import tensorflow as tf
 
     @tf.custom_gradient
-    def gelu(x):
+    def gelu_with_gradient(x):
         cdf = 0.5 + 0.5 * tf.math.erf(x * _INV_SQRT2)
 
         def grad(dy):
@@ -42,15 +43,7 @@ def _tf_gelu():
 
         return x * cdf, grad
 
-    return gelu
-
-
-def gelu(x):
-    """Exact GELU (Hendrycks & Gimpel 2016), x * Phi(x), the MLP's activation; equals
-    `keras.activations.gelu(x, approximate=False)`."""
-    if not _tensorflow():
-        return keras.activations.gelu(x, approximate=False)
-    return _tf_gelu()(x)
+    return gelu_with_gradient(x)
 
 
 def layer_norm(x, gamma, beta, epsilon=1e-6):
@@ -61,7 +54,7 @@ def layer_norm(x, gamma, beta, epsilon=1e-6):
     import tensorflow as tf
 
     @tf.custom_gradient
-    def layer_norm(x, gamma, beta):
+    def layer_norm_with_gradient(x, gamma, beta):
         mean, variance = tf.nn.moments(x, axes=[-1], keepdims=True)
         inv = tf.math.rsqrt(variance + epsilon)
         x_hat = (x - mean) * inv
@@ -76,7 +69,7 @@ def layer_norm(x, gamma, beta, epsilon=1e-6):
         return x_hat * gamma + beta, grad
 
     x = tf.convert_to_tensor(x)
-    return layer_norm(x, tf.cast(gamma, x.dtype), tf.cast(beta, x.dtype))
+    return layer_norm_with_gradient(x, tf.cast(gamma, x.dtype), tf.cast(beta, x.dtype))
 
 
 @keras.saving.register_keras_serializable(package="vitlib")
