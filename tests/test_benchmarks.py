@@ -32,7 +32,7 @@ def test_the_plain_keras_vit_has_as_many_parameters_as_vitlibs(bench, variant, i
 
 
 @pytest.mark.parametrize("variant,image_size,batch", [("Ti/4", 32, 128), ("B/16", 224, 8), ("S/16", 160, 3)])
-def test_the_floor_times_every_matrix_product_of_a_training_step(bench, variant, image_size, batch):
+def test_the_floor_covers_every_matrix_product_of_a_training_step(bench, variant, image_size, batch):
     cfg = vitlib.ViTConfig.from_variant(variant, image_size=image_size, num_classes=10, pool="gap")
     flops = 0
     for count, shape_a, shape_b, transpose_a, transpose_b in bench.matmul_products(cfg, batch):
