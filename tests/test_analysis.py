@@ -121,3 +121,56 @@ def test_bad_analysis_inputs_are_refused():
                             stem="conv")
     with pytest.raises(ValueError, match="convolutional stem"):
         analysis.filter_components(conv)
+
+
+def test_two_d_sincos_similarity_falls_strictly_with_distance_and_random_tables_stay_flat(rng):
+    grid = (8, 8)
+    sincos = analysis.position_similarity(np.asarray(vitlib.sincos_2d(grid, 64)), grid, num_prefix_tokens=0)
+    distances, means = analysis.similarity_by_distance(sincos)
+    np.testing.assert_array_equal(distances, np.arange(1, 11))  # up to the corner-to-corner 9.9 -> 10
+    assert np.all(np.diff(means) < 0)
+    assert analysis.locality_gap(sincos) > 0.1
+    random = analysis.position_similarity(rng.normal(size=(64, 64)), grid, num_prefix_tokens=0)
+    assert abs(analysis.locality_gap(random)) < 0.05
+
+
+def test_similarity_by_distance_averages_the_pairs_at_each_rounded_distance():
+    rows, cols = 3, 4
+    exact = analysis.patch_distances((rows, cols)).reshape(rows, cols, rows, cols)
+    distances, means = analysis.similarity_by_distance(-exact)  # similarity = minus the exact distance
+    np.testing.assert_array_equal(distances, [1, 2, 3, 4])
+    for d, m in zip(distances, means):
+        pairs = exact[np.rint(exact) == d]
+        np.testing.assert_allclose(m, -pairs.mean())
+    near, far = exact[np.rint(exact) == 1], exact[np.rint(exact) >= 3]
+    np.testing.assert_allclose(analysis.locality_gap(-exact), far.mean() - near.mean())
+    with pytest.raises(ValueError, match="rows, cols, rows, cols"):
+        analysis.similarity_by_distance(exact[0])
+    with pytest.raises(ValueError, match="far=9"):
+        analysis.locality_gap(-exact, far=9)
+
+
+def test_mass_inside_a_mask_and_the_patches_that_hold_ink():
+    images = np.zeros((2, 4, 6, 1), "float32")
+    images[0, 0, 0] = 1.0  # ink in patch (0, 0) of a 2x3 grid of 2x2 patches
+    images[1, 3, 5] = 0.5  # and in patch (1, 2)
+    ink = analysis.ink_patches(images, 2)
+    assert ink.shape == (2, 2, 3) and ink.sum() == 2 and ink[0, 0, 0] and ink[1, 1, 2]
+    uniform = np.full((2, 2, 3), 1 / 6)
+    np.testing.assert_allclose(analysis.mass_inside(uniform, ink), 1 / 6)
+    focused = np.zeros((2, 2, 3))
+    focused[0, 0, 0] = focused[1, 0, 0] = 1.0
+    np.testing.assert_allclose(analysis.mass_inside(focused, ink), [1.0, 0.0])
+    with pytest.raises(ValueError, match="both be"):
+        analysis.mass_inside(uniform, ink[0])
+
+
+def test_untrained_copy_has_the_configuration_and_fresh_seeded_weights():
+    model = vitlib.build_vit(None, image_size=8, patch_size=2, hidden_size=16, depth=1, num_heads=2, mlp_dim=32,
+                             num_classes=3)
+    model.get_layer("position_embedding").embeddings.assign(np.ones((1, 17, 16), "float32"))  # "trained"
+    a, b, c = analysis.untrained_copy(model, seed=1), analysis.untrained_copy(model, seed=1), analysis.untrained_copy(model, 2)
+    assert a.config == model.config and a.count_params() == model.count_params()
+    table = lambda m: m.get_layer("position_embedding").embeddings.numpy()  # noqa: E731
+    np.testing.assert_array_equal(table(a), table(b))
+    assert not np.array_equal(table(a), table(c)) and not np.array_equal(table(a), table(model))

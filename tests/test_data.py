@@ -84,3 +84,66 @@ def test_augmentation_only_acts_in_training():
     np.testing.assert_array_equal(ops.convert_to_numpy(data.augmentation("none")(x, training=True)), x)
     with pytest.raises(ValueError, match="Unknown augmentation 'heavy'"):
         data.augmentation("heavy")
+
+
+def test_translated_digits_are_the_digits_at_fixed_seeded_places_on_the_canvas():
+    plain = data.load_dataset("digits", seed=3)
+    moved = data.load_dataset("translated_digits", seed=3, canvas_size=12)
+    again = data.load_dataset("translated_digits", seed=3, canvas_size=12)
+    assert moved.image_shape == (12, 12, 1) and moved.num_classes == 10
+    for split in ("train", "val", "test"):
+        x, small = getattr(moved, f"x_{split}"), getattr(plain, f"x_{split}")
+        np.testing.assert_array_equal(getattr(moved, f"y_{split}"), getattr(plain, f"y_{split}"))
+        np.testing.assert_array_equal(x, getattr(again, f"x_{split}"))  # validation and test places are fixed
+        np.testing.assert_allclose(x.sum(axis=(1, 2, 3)), small.sum(axis=(1, 2, 3)), rtol=1e-6)  # the whole digit
+    tops = [np.argwhere(im[..., 0] > 0).min(0) for im in moved.x_test]
+    assert len({tuple(t) for t in tops}) > 15  # spread over the canvas, not one place
+    found = 0
+    for image, digit in zip(moved.x_test, plain.x_test):  # each test image holds its 8x8 digit somewhere
+        found += any(np.array_equal(image[r:r + 8, c:c + 8], digit) for r in range(5) for c in range(5))
+    assert found == len(plain.x_test)
+
+
+def test_placement_offsets_are_multiples_of_the_step_and_fit():
+    digits = np.ones((500, 8, 8, 1), "float32")
+    canvases, offsets = data.place_digits(digits, canvas_size=16, step=2, seed=0)
+    assert set(np.unique(offsets)) == {0, 2, 4, 6, 8}
+    np.testing.assert_array_equal(canvases.sum(axis=(1, 2, 3)), 64)
+
+
+def test_training_pipeline_moves_each_digit_anew_every_epoch_and_reproducibly():
+    ds = data.load_dataset("translated_digits", canvas_size=16)
+    x, y = ds.x_train[:16], ds.y_train[:16]
+    first_ink = lambda batch: np.array([np.argwhere(im[..., 0] > 0).min(0) for im in batch])  # noqa: E731
+    pipe = data.make_pipeline(x, y, 16, map_fn=ds.train_map, seed=5)
+    epochs = [next(iter(pipe))[0].numpy() for _ in range(3)]
+    for batch in epochs:
+        np.testing.assert_allclose(batch.sum(axis=(1, 2, 3)), x.sum(axis=(1, 2, 3)), rtol=1e-6)  # ink kept whole
+        for moved, original in zip(batch, x):  # the same pixels, shifted
+            r, c = np.argwhere(moved[..., 0] > 0).min(0) - np.argwhere(original[..., 0] > 0).min(0)
+            np.testing.assert_array_equal(np.roll(original, (r, c), axis=(0, 1)), moved)
+    assert not np.array_equal(first_ink(epochs[0]), first_ink(epochs[1]))  # a new place each epoch
+    again = next(iter(data.make_pipeline(x, y, 16, map_fn=ds.train_map, seed=5)))[0].numpy()
+    np.testing.assert_array_equal(again, epochs[0])  # the same sequence from the same seed
+    untouched = next(iter(data.make_pipeline(ds.x_test[:4], ds.y_test[:4], 4)))[0].numpy()
+    np.testing.assert_array_equal(untouched, ds.x_test[:4])  # no map: images as stored
+
+
+def test_centred_digits_sit_in_the_middle_of_the_canvas():
+    plain = data.load_dataset("digits")
+    centred = data.centred_on_canvas(plain, 12)
+    assert centred.image_shape == (12, 12, 1)
+    np.testing.assert_array_equal(centred.x_test[:, 2:10, 2:10], plain.x_test)
+    assert centred.x_test[:, :2].sum() == 0 and centred.x_test[:, 10:].sum() == 0
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: data.load_dataset("translated_digits", canvas_size=6), "canvas_size=6 is smaller than the 8x8"),
+    (lambda: data.load_dataset("digits", canvas_size=16), "only apply to 'translated_digits'"),
+    (lambda: data.place_digits(np.zeros((2, 8, 8)), 16), r"must be \(n, height, width, channels\)"),
+    (lambda: data.load_dataset("translated_digits", step=0), "step must be a positive integer"),
+    (lambda: data.centred_on_canvas(data.load_dataset("digits"), 4), "canvas_size=4 is smaller"),
+])
+def test_bad_translated_digits_parameters_are_refused_clearly(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()

@@ -1,9 +1,11 @@
 """Looking inside a ViT, as in Figure 7 of the paper and Abnar & Zuidema (2020):
 
-- ``position_similarity``: how similar the position embeddings of two patches are (Fig. 7, centre);
+- ``position_similarity``: how similar the position embeddings of two patches are (Fig. 7, centre), and
+  ``similarity_by_distance`` / ``locality_gap``: the same as a curve against the distance between the patches;
 - ``attention_rollout`` / ``rollout_map``: which patches the class token draws on, through all layers;
 - ``mean_attention_distance``: how far each head looks, in pixels (Fig. 7, right);
-- ``filter_components``: principal components of the patch-embedding filters (Fig. 7, left).
+- ``filter_components``: principal components of the patch-embedding filters (Fig. 7, left);
+- ``untrained_copy``: the same architecture with fresh random weights, the control for every analysis above.
 
 Attention maps come from ``vitlib.attention_weights(model, images)``: a list of (B, heads, T, T) arrays.
 """
@@ -40,6 +42,70 @@ def position_similarity(embeddings, grid_size, num_prefix_tokens=None):
         )
     unit = table / np.maximum(np.linalg.norm(table, axis=1, keepdims=True), 1e-12)
     return (unit @ unit.T).reshape(rows, cols, rows, cols)
+
+
+def similarity_by_distance(similarity):
+    """Mean similarity of patch pairs against the distance between them, in whole patches.
+
+    ``similarity``: (rows, cols, rows, cols) from :func:`position_similarity`. The distance between two patch
+    centres (Euclidean, in patches) is rounded to the nearest whole number: 1 holds the 4 direct neighbours and the
+    4 diagonal ones (1.41), 2 the pairs at 2 and 2.24, and so on; a patch paired with itself (0) is left out.
+    Returns ``(distances, means)``: the whole distances 1, 2, ... present, and the mean similarity at each.
+    """
+    similarity = _as_similarity_grid(similarity)
+    rows, cols = similarity.shape[:2]
+    distance = np.rint(patch_distances((rows, cols)).reshape(rows, cols, rows, cols)).astype(int)
+    distances = np.unique(distance[distance > 0])
+    return distances, np.array([similarity[distance == d].mean() for d in distances])
+
+
+def locality_gap(similarity, near=1, far=3):
+    """How much more similar close patches are than distant ones: the mean similarity of pairs ``near`` patches
+    apart minus that of all pairs ``far`` or more apart (distances as in :func:`similarity_by_distance`).
+    About 0 when position embeddings do not encode the 2-D layout; clearly positive when they do."""
+    similarity = _as_similarity_grid(similarity)
+    rows, cols = similarity.shape[:2]
+    distance = np.rint(patch_distances((rows, cols)).reshape(rows, cols, rows, cols))
+    if not 0 < near < far or not (distance >= far).any():
+        raise ValueError(f"Need 0 < near < far and pairs at least far={far} patches apart on a {rows}x{cols} grid, "
+                         f"got near={near}, far={far}.")
+    return float(similarity[distance == near].mean() - similarity[distance >= far].mean())
+
+
+def _as_similarity_grid(similarity):
+    similarity = np.asarray(similarity, dtype="float64")
+    if similarity.ndim != 4 or similarity.shape[:2] != similarity.shape[2:]:
+        raise ValueError(f"Expected a (rows, cols, rows, cols) similarity array from position_similarity, got shape "
+                         f"{similarity.shape}.")
+    return similarity
+
+
+def untrained_copy(model, seed=0):
+    """The control for every analysis here: a model of the same configuration with fresh random weights
+    (drawn with ``seed``), as ``model`` was before training."""
+    from vitlib.model import VisionTransformer
+
+    keras.utils.set_random_seed(seed)
+    return VisionTransformer(model.config, name=f"{model.name}_untrained")
+
+
+def mass_inside(maps, mask):
+    """The share of each map's mass that falls on ``mask``: maps (B, rows, cols) summing to 1 (such as
+    :func:`rollout_map`'s), mask (B, rows, cols) of booleans. Returns (B,). Attention spread evenly gives the
+    share of the grid the mask covers."""
+    maps, mask = np.asarray(maps, dtype="float64"), np.asarray(mask, dtype=bool)
+    if maps.shape != mask.shape or maps.ndim != 3:
+        raise ValueError(f"maps and mask must both be (batch, rows, cols), got {maps.shape} and {mask.shape}.")
+    return (maps * mask).sum(axis=(1, 2)) / np.maximum(maps.sum(axis=(1, 2)), 1e-12)
+
+
+def ink_patches(images, patch_size, threshold=0.0):
+    """Which patches of each image hold ink (a pixel above ``threshold``): (B, rows, cols) booleans."""
+    images = np.asarray(images)
+    b, h, w = images.shape[:3]
+    rows, cols = _checks.divisible((h, w), patch_size)
+    p = patch_size
+    return (images.reshape(b, rows, p, cols, p, -1) > threshold).any(axis=(2, 4, 5))
 
 
 HEAD_FUSIONS = ("mean", "max", "min")

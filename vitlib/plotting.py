@@ -2,6 +2,7 @@
 notebook shows it once, as the cell's value)."""
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from vitlib import _checks
 from vitlib.patches import extract_patches, patch_grid
@@ -41,6 +42,7 @@ def patch_figure(image, patch_size, max_tokens=12):
     ax.imshow(tokens, aspect="auto", cmap="viridis", interpolation="nearest")
     ax.set(title=f"token matrix: {n} tokens x {dim} values", xlabel="value index (row, col, channel)",
            ylabel="token index")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # tokens are whole: no 0.5 steps with few of them
     channels = image.shape[-1]
     for i in range(min(max_tokens, n)):
         ax = fig.add_subplot(grid[1, i])
@@ -64,14 +66,18 @@ def attention_matrix_figure(weights, labels=None, title="attention weights"):
     return fig
 
 
-def similarity_grid_figure(similarity, title="position embedding similarity", step=1):
+def similarity_grid_figure(similarity, title="position embedding similarity", step=1, vmin=None):
     """Fig. 7 (centre) of the paper: for each patch, its cosine similarity with every other patch.
 
     similarity: (rows, cols, rows, cols) from :func:`vitlib.analysis.position_similarity`. ``step``
-    shows every step-th patch only, for large grids.
+    shows every step-th patch only, for large grids. One colour scale for all maps, from ``vmin`` (default: the
+    lowest similarity) to 1; give several figures the same ``vmin`` to compare them by eye.
     """
+    similarity = np.asarray(similarity)
+    if similarity.ndim != 4:
+        raise ValueError(f"similarity must be (rows, cols, rows, cols), got shape {similarity.shape}.")
     rows, cols = similarity.shape[:2]
-    low = float(np.min(similarity))  # one colour scale for all maps, from the lowest similarity to 1
+    low = float(np.min(similarity)) if vmin is None else float(vmin)
     shown_r, shown_c = range(0, rows, step), range(0, cols, step)
     fig = Figure(figsize=(1.0 * len(shown_c) + 1, 1.0 * len(shown_r)), layout="constrained")
     axes = fig.subplots(len(shown_r), len(shown_c), squeeze=False)
@@ -168,7 +174,7 @@ def confusion_matrix_figure(y_true, y_pred, class_names=None, title="confusion m
     return fig
 
 
-def attention_on_image_figure(image, heat, title="attention rollout", alpha=0.6):
+def attention_on_image_figure(image, heat, title="attention rollout", alpha=0.45):
     """An image, its patch-level attention map (rows, cols) stretched over it, and the map alone."""
     image = np.asarray(image, dtype="float32")
     heat = np.asarray(heat, dtype="float32")
@@ -177,9 +183,11 @@ def attention_on_image_figure(image, heat, title="attention rollout", alpha=0.6)
     h, w = image.shape[:2]
     fig = Figure(figsize=(7, 3.4), layout="constrained")
     left, right = fig.subplots(1, 2)
-    left.imshow(_as_rgb(image), cmap="gray")
-    left.imshow(heat, cmap="inferno", alpha=alpha, extent=(-0.5, w - 0.5, h - 0.5, -0.5), interpolation="nearest")
-    left.set_title("over the image")
+    left.imshow(heat, cmap="inferno", extent=(-0.5, w - 0.5, h - 0.5, -0.5), interpolation="nearest")
+    left.imshow(_as_rgb(image), cmap="gray", alpha=alpha)
+    if image.shape[-1] == 1:  # outline the ink, so that a dark digit stays visible on a bright map
+        left.contour(image[..., 0], levels=[0.5 * float(image.max())], colors="cyan", linewidths=1.0)
+    left.set_title("over the image (ink outlined)" if image.shape[-1] == 1 else "over the image")
     im = right.imshow(heat, cmap="inferno", vmin=0)
     right.set_title(f"{heat.shape[0]}x{heat.shape[1]} patches")
     for ax in (left, right):
@@ -189,22 +197,63 @@ def attention_on_image_figure(image, heat, title="attention rollout", alpha=0.6)
     return fig
 
 
-def attention_distance_figure(distances, image_size=None, title="mean attention distance"):
-    """Fig. 7 (right): mean attention distance against depth, one dot per head. ``distances`` (L, heads)."""
+def attention_distance_figure(distances, image_size=None, title="mean attention distance", baseline=None,
+                              uniform=None, labels=("trained", "untrained")):
+    """Fig. 7 (right): mean attention distance against depth, one dot per head. ``distances`` (L, heads), or
+    (seeds, L, heads) for several trained models (all dots drawn). ``baseline``: the same for a control (such as
+    the untrained model), drawn as grey crosses beside; ``uniform``: the distance of uniform attention, a line."""
     distances = np.asarray(distances)
-    depth, heads = distances.shape
-    fig = Figure(figsize=(5, 3.6), layout="constrained")
+    if distances.ndim == 2:
+        distances = distances[None]
+    if distances.ndim != 3:
+        raise ValueError(f"distances must be (layers, heads) or (seeds, layers, heads), got shape {distances.shape}.")
+    _, depth, heads = distances.shape
+    fig = Figure(figsize=(5.4, 3.6), layout="constrained")
     ax = fig.add_subplot()
+    layer = np.arange(1, depth + 1)
+    offset = 0.12 if baseline is not None else 0.0
+    colours = [f"C{h % 10}" for h in range(heads)]
     for h in range(heads):
-        ax.scatter(np.arange(1, depth + 1), distances[:, h], s=18, label=f"head {h + 1}" if heads <= 8 else None)
-    ax.set(xlabel="network depth (layer)", ylabel="mean attention distance (pixels)", title=title,
-           xticks=range(1, depth + 1))
+        for s, seed_distances in enumerate(distances):
+            ax.scatter(layer - offset, seed_distances[:, h], s=16, color=colours[h],
+                       label=f"head {h + 1}" if s == 0 and heads <= 8 else None)
+    if baseline is not None:
+        baseline = np.asarray(baseline).reshape(-1, depth, heads)
+        for b in baseline:
+            ax.scatter((layer + offset)[:, None].repeat(heads, 1), b, s=16, marker="x", color="grey",
+                       label=labels[1] if b is baseline[0] else None)
+    if uniform is not None:
+        ax.axhline(uniform, color="black", lw=0.8, ls=":", label="uniform attention")
+    ax.set(xlabel="network depth (layer)", ylabel="mean attention distance (pixels)", title=title, xticks=layer)
     if image_size is not None:
         ax.set_ylim(0, None)
         ax.axhline(image_size / 2, color="grey", lw=0.8, ls="--")
         ax.text(1, image_size / 2, " half the image width", va="bottom", fontsize=8, color="grey")
-    if heads <= 8:
+    if heads <= 8 or baseline is not None or uniform is not None:
         ax.legend(fontsize=7, ncol=2)
+    return fig
+
+
+def distance_curve_figure(curves, title="position embedding similarity against distance"):
+    """Mean similarity against the distance between patches, one line per model with its spread over seeds.
+
+    ``curves``: ``{label: (distances, values)}`` with values (seeds, len(distances)) or (len(distances),), e.g.
+    from :func:`vitlib.analysis.similarity_by_distance` for each seed. Lines show the mean over seeds, bands the
+    lowest to highest seed."""
+    fig = Figure(figsize=(6, 3.6), layout="constrained")
+    ax = fig.add_subplot()
+    for label, (distances, values) in curves.items():
+        values = np.atleast_2d(np.asarray(values, dtype="float64"))
+        if values.shape[1] != len(distances):
+            raise ValueError(f"{label!r}: {values.shape[1]} values per seed for {len(distances)} distances.")
+        seeds = f" ({len(values)} seeds)" if len(values) > 1 else ""
+        line, = ax.plot(distances, values.mean(0), marker="o", ms=3, label=label + seeds)
+        if len(values) > 1:
+            ax.fill_between(distances, values.min(0), values.max(0), color=line.get_color(), alpha=0.2, lw=0)
+    ax.axhline(0, color="grey", lw=0.6)
+    ax.set(xlabel="distance between the two patches (patches, rounded)", ylabel="mean cosine similarity", title=title)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.legend(fontsize=8)
     return fig
 
 

@@ -20,7 +20,9 @@ HELP = {"distill": "weight of a small CNN teacher's soft labels in the loss, 0 t
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m vitlib.train", description=__doc__.split("\n")[0])
     parser.add_argument("--dataset", default="digits",
-                        help="digits (default, embedded), position (generated), mnist, fashion_mnist, cifar10, cifar100")
+                        help="digits (default, embedded), translated_digits (the digits at random places on a larger "
+                             "canvas, embedded), position (generated), mnist, fashion_mnist, cifar10, cifar100")
+    parser.add_argument("--canvas-size", type=int, help="translated_digits: the canvas' side in pixels (default 16)")
     parser.add_argument("--recipe", help="recipe to start from (default: the data set's own, else digits)")
     parser.add_argument("--out", default=None, help="output folder (default runs/DATASET)")
     for name, kind in [("epochs", int), ("batch-size", int), ("learning-rate", float), ("weight-decay", float),
@@ -44,7 +46,9 @@ def main(argv=None):
 
     name = args.recipe or (args.dataset if args.dataset in training.RECIPES else "digits")
     overrides = {k: v for k, v in vars(args).items()
-                 if v is not None and k not in ("recipe", "out", "variant", "stem", "verbose")}
+                 if v is not None and k not in ("recipe", "out", "variant", "stem", "verbose", "canvas_size")}
+    if args.canvas_size is not None:
+        overrides["dataset_options"] = {"canvas_size": args.canvas_size}
     if args.variant:
         overrides["model"] = {"variant": args.variant, "patch_size": None, "hidden_size": None, "depth": None,
                               "num_heads": None, "mlp_dim": None, "stem": "patch"}

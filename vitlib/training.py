@@ -44,6 +44,7 @@ class TrainConfig:
     """Everything about one training run. ``model`` holds ``build_vit`` keyword arguments."""
 
     dataset: str = "digits"
+    dataset_options: dict = dataclasses.field(default_factory=dict)  # load_dataset keywords, e.g. {"canvas_size": 16}
     model: dict = dataclasses.field(default_factory=dict)
     epochs: int = 30
     batch_size: int = 64
@@ -115,8 +116,9 @@ def recipe(name, **overrides):
     base = dict(RECIPES[name])
     if overrides.get("keep") == "best":  # picking the best epoch needs the validation images held out
         overrides.setdefault("train_on_validation", False)
-    if "model" in overrides:
-        overrides["model"] = {**base["model"], **overrides["model"]}
+    for nested in ("model", "dataset_options"):  # dicts are merged with the recipe's, key by key
+        if nested in overrides:
+            overrides[nested] = {**base.get(nested, {}), **overrides[nested]}
     return TrainConfig(**{**base, **overrides})
 
 
@@ -310,7 +312,7 @@ def train(config, out_dir="runs/digits", verbose="auto", data=None):
     precision = resolve_precision(config.mixed_precision)
     keras.config.set_dtype_policy(precision)
     try:
-        data = data if data is not None else load_dataset(config.dataset, seed=config.seed)
+        data = data if data is not None else load_dataset(config.dataset, seed=config.seed, **config.dataset_options)
         if config.train_on_validation:  # the recipe is fixed: its validation images become training images
             data = data.with_validation_in_training()
         strategy = resolve_strategy(config.strategy) if keras.backend.backend() == "tensorflow" else None
@@ -324,8 +326,9 @@ def train(config, out_dir="runs/digits", verbose="auto", data=None):
         eval_batch = max(config.batch_size, EVAL_BATCH) if replicas == 1 else config.batch_size
 
         def pipe(x, y, training):
-            return make_pipeline(x, y, config.batch_size if training else eval_batch,
-                                 data.num_classes, training, config.seed, drop_remainder=training and drop_remainder)
+            return make_pipeline(x, y, config.batch_size if training else eval_batch, data.num_classes, training,
+                                 config.seed, drop_remainder=training and drop_remainder,
+                                 map_fn=data.train_map if training else None)
 
         teacher_seconds, teacher_accuracy = 0.0, None
         with strategy.scope() if strategy is not None else contextlib.nullcontext():
