@@ -1,9 +1,12 @@
 """A real browser: JupyterLab on localhost, driven by Debian's Chromium through Playwright.
 
 Opens notebook 01, runs all cells, moves the patch explorer's slider with the keyboard, and checks that the
-widget re-renders (token count and picture change) and that no widget shows an error. Keeps a screenshot in
-build/browser/.
+widget re-renders (token count and picture change) and that no widget shows an error. Then runs a small
+notebook with notebook 07's two explorers, clicks the similarity explorer's model toggle and the attention
+explorer's layer buttons, and checks that they re-render. Every widget picture must be shown at its own size.
+Keeps screenshots in build/browser/.
 """
+import contextlib
 import json
 import os
 import shutil
@@ -20,6 +23,17 @@ pytestmark = pytest.mark.tensorflow_only
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = "01_images_as_words.ipynb"
+EXPLORERS = "explorers.ipynb"  # written by the fixture: notebook 07's explorers on small, quick inputs
+EXPLORER_CELLS = [
+    "import numpy as np\nimport vitlib\nfrom vitlib import analysis",
+    "grid = (6, 6)\nsincos = analysis.position_similarity(vitlib.sincos_2d(grid, 64), grid, num_prefix_tokens=0)\n"
+    "noise = analysis.position_similarity(np.random.default_rng(0).normal(size=(36, 64)), grid, num_prefix_tokens=0)\n"
+    "vitlib.widgets.SimilarityExplorer({'sin-cos': sincos, 'random': noise})",
+    "model = vitlib.build_vit(None, image_size=12, channels=1, patch_size=2, hidden_size=32, depth=2, num_heads=2,\n"
+    "                         mlp_dim=64, num_classes=10)\n"
+    "images = vitlib.data.load_dataset('translated_digits', canvas_size=12).x_test[:4]\n"
+    "vitlib.widgets.AttentionExplorer({'model': model, 'control': analysis.untrained_copy(model, 1)}, images)",
+]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SHOTS = ROOT / "build" / "browser"
 
@@ -43,6 +57,11 @@ def jupyterlab(tmp_path_factory):
         pytest.fail(f"Chromium not found at {CHROMIUM}: `make test` installs Debian's chromium package.")
     work = tmp_path_factory.mktemp("lab")
     shutil.copy(ROOT / "notebooks" / NOTEBOOK, work / NOTEBOOK)  # JupyterLab saves: never touch the committed copy
+    import nbformat
+
+    explorers = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in EXPLORER_CELLS])
+    explorers.metadata["kernelspec"] = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
+    nbformat.write(explorers, work / EXPLORERS)
     port = free_port()
     config = work / "jupyter_test_config.py"
     config.write_text(
@@ -69,12 +88,6 @@ def jupyterlab(tmp_path_factory):
                 server.kill()
                 pytest.fail("JupyterLab did not start:\n" + (work / "server.log").read_text()[-3000:])
             time.sleep(0.5)
-    # Start the notebook's kernel session through the REST API, so that JupyterLab attaches to a running kernel
-    # instead of choosing one itself (its kernel dialog can otherwise interrupt the run).
-    request = urllib.request.Request(f"{url}/api/sessions", method="POST", headers={"Content-Type": "application/json"},
-                                     data=json.dumps({"path": NOTEBOOK, "name": NOTEBOOK, "type": "notebook",
-                                                      "kernel": {"name": "python3"}}).encode())
-    urllib.request.urlopen(request, timeout=60)
     yield url
     server.terminate()
     try:
@@ -84,16 +97,28 @@ def jupyterlab(tmp_path_factory):
     log.close()
 
 
-def test_patch_explorer_slider_rerenders_in_jupyterlab(jupyterlab):
+def start_session(url, notebook):
+    """Start the notebook's kernel session through the REST API, so that JupyterLab attaches to a running kernel
+    instead of choosing one itself (its kernel dialog can otherwise interrupt the run)."""
+    request = urllib.request.Request(f"{url}/api/sessions", method="POST", headers={"Content-Type": "application/json"},
+                                     data=json.dumps({"path": notebook, "name": notebook, "type": "notebook",
+                                                      "kernel": {"name": "python3"}}).encode())
+    urllib.request.urlopen(request, timeout=60)
+
+
+@contextlib.contextmanager
+def notebook_page(url, notebook, shot):
+    """A Chromium page with ``notebook`` open in JupyterLab after running it cell by cell; a screenshot on failure."""
     sync_api = pytest.importorskip("playwright.sync_api")
     SHOTS.mkdir(parents=True, exist_ok=True)
+    start_session(url, notebook)
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=[
             "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
             "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"])
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         try:
-            page.goto(f"{jupyterlab}/lab/tree/{NOTEBOOK}", timeout=120_000)
+            page.goto(f"{url}/lab/tree/{notebook}", timeout=120_000)
             page.wait_for_function("window.jupyterapp !== undefined && window.galata !== undefined", timeout=120_000)
             page.wait_for_selector(".jp-Notebook", timeout=120_000)
             news = page.get_by_role("button", name="No")  # JupyterLab's news toast can cover the outputs
@@ -108,40 +133,85 @@ def test_patch_explorer_slider_rerenders_in_jupyterlab(jupyterlab):
             while page.evaluate("window.__ran === undefined"):
                 if page.locator(".jp-Dialog select").count():  # "Select Kernel": keep the session we started
                     select = page.locator(".jp-Dialog select").first
-                    running = [t for t in select.locator("option").all_inner_texts() if t.startswith(NOTEBOOK)]
+                    running = [t for t in select.locator("option").all_inner_texts() if t.startswith(notebook)]
                     assert running, "JupyterLab asked for a kernel and our session is not offered"
                     select.select_option(label=running[0])
                     page.locator(".jp-Dialog button.jp-mod-accept").first.click()
                 assert time.time() < deadline, "the notebook did not finish running in 300 s"
                 time.sleep(0.5)
             assert page.evaluate("window.__ran") is True, page.evaluate("window.__ran")
-
-            stats = page.locator(".widget-html-content", has_text="tokens of")
-            stats.wait_for(timeout=240_000)
-            assert "N = 196" in stats.inner_text()
-            picture = page.locator("img.widget-image").first
-            picture.wait_for(timeout=60_000)
-            before = picture.get_attribute("src")
-
-            handle = page.locator(".widget-slider .noUi-handle").first
-            handle.scroll_into_view_if_needed()
-            handle.focus()
-            page.keyboard.press("ArrowRight")  # 16 -> 28 pixels: 8x8 = 64 tokens
-            page.wait_for_function(
-                "() => [...document.querySelectorAll('.widget-html-content')].some(e => e.innerText.includes('N = 64'))",
-                timeout=60_000)
-            page.wait_for_function(
-                "(old) => document.querySelector('img.widget-image').getAttribute('src') !== old", arg=before,
-                timeout=60_000)
-            assert "N² = 4,096" in stats.inner_text()
-            page.get_by_text("[01.patchify]").wait_for(timeout=60_000)  # the last cell's fresh output
+            yield page
             assert page.locator("text=Error displaying widget").count() == 0
             assert page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']",
                                 has_text="Traceback").count() == 0
-            stats.scroll_into_view_if_needed()
-            page.screenshot(path=str(SHOTS / "patch_explorer.png"))
+            page.screenshot(path=str(SHOTS / shot))
         except Exception:
-            page.screenshot(path=str(SHOTS / "failure.png"))
+            page.screenshot(path=str(SHOTS / f"failure_{shot}"))
             raise
         finally:
             browser.close()
+
+
+IMAGE_SIZES = """() => [...document.querySelectorAll('img.widget-image')].filter(i => i.naturalWidth > 0).map(i => {
+    const box = i.getBoundingClientRect();
+    return [box.width, box.height, i.naturalWidth, i.naturalHeight];
+})"""
+
+
+def assert_pictures_at_their_own_size(page):
+    sizes = page.evaluate(IMAGE_SIZES)
+    assert sizes, "no widget picture on the page"
+    for shown_w, shown_h, natural_w, natural_h in sizes:  # not stretched to the output's width
+        assert abs(shown_w - natural_w) <= 1 and abs(shown_h - natural_h) <= 1, sizes
+
+
+def test_patch_explorer_slider_rerenders_in_jupyterlab(jupyterlab):
+    with notebook_page(jupyterlab, NOTEBOOK, "patch_explorer.png") as page:
+        stats = page.locator(".widget-html-content", has_text="tokens of")
+        stats.wait_for(timeout=240_000)
+        assert "N = 196" in stats.inner_text()
+        picture = page.locator("img.widget-image").first
+        picture.wait_for(timeout=60_000)
+        before = picture.get_attribute("src")
+
+        handle = page.locator(".widget-slider .noUi-handle").first
+        handle.scroll_into_view_if_needed()
+        handle.focus()
+        page.keyboard.press("ArrowRight")  # 16 -> 28 pixels: 8x8 = 64 tokens
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('.widget-html-content')].some(e => e.innerText.includes('N = 64'))",
+            timeout=60_000)
+        page.wait_for_function(
+            "(old) => document.querySelector('img.widget-image').getAttribute('src') !== old", arg=before,
+            timeout=60_000)
+        assert "N² = 4,096" in stats.inner_text()
+        page.get_by_text("[01.patchify]").wait_for(timeout=60_000)  # the last cell's fresh output
+        assert_pictures_at_their_own_size(page)
+        stats.scroll_into_view_if_needed()
+
+
+def test_notebook_07_explorers_rerender_on_clicks_in_jupyterlab(jupyterlab):
+    with notebook_page(jupyterlab, EXPLORERS, "explorers.png") as page:
+        similarity = page.locator(".widget-html-content", has_text="most similar other patch")
+        similarity.wait_for(timeout=240_000)
+        attention = page.locator(".widget-html-content", has_text="of the attention")
+        attention.wait_for(timeout=240_000)
+        pictures = page.locator("img.widget-image")
+        assert pictures.count() == 2
+        before = [pictures.nth(i).get_attribute("src") for i in range(2)]
+        assert_pictures_at_their_own_size(page)
+
+        page.get_by_role("button", name="random", exact=True).click()  # the similarity explorer's model toggle
+        page.wait_for_function("(old) => document.querySelectorAll('img.widget-image')[0].getAttribute('src') !== old",
+                               arg=before[0], timeout=60_000)
+        page.get_by_role("button", name="rollout", exact=True).click()  # the attention explorer's layer buttons
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('.widget-html-content')].some(e => e.innerText.startsWith('model, rollout'))",
+            timeout=60_000)
+        page.wait_for_function("(old) => document.querySelectorAll('img.widget-image')[1].getAttribute('src') !== old",
+                               arg=before[1], timeout=60_000)
+        page.get_by_role("button", name="control", exact=True).click()
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('.widget-html-content')].some(e => e.innerText.startsWith('control, rollout'))",
+            timeout=60_000)
+        assert_pictures_at_their_own_size(page)

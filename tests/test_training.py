@@ -14,6 +14,7 @@ import pytest
 from keras import ops
 
 import vitlib
+from vitlib import data as data_module
 from vitlib import training
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -194,6 +195,7 @@ import json, sys
 import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from vitlib import data as data_module
 from vitlib import training
 out = {}
 for strategy in ("none", "mirrored"):
@@ -240,3 +242,45 @@ def test_cli_builds_the_recipe_with_its_overrides(monkeypatch, capsys):
     assert cli.main(["--variant", "Ti/4", "--stem", "conv"]) == 0  # ...unless a stem is asked for
     assert configs[-1].model["stem"] == "conv"
     assert json.loads(capsys.readouterr().out.splitlines()[-1])["tested_model"] == 0
+
+
+def test_cli_trains_translated_digits_with_their_recipe_and_canvas(monkeypatch, capsys):
+    from vitlib import train as cli
+
+    configs = []
+    keys = ("test_accuracy", "tested_model", "best_val_accuracy", "train_images", "train_seconds", "parameters",
+            "teacher_test_accuracy", "teacher_seconds")
+    monkeypatch.setattr(training, "train", lambda config, out, verbose: configs.append(config) or dict.fromkeys(keys, 0))
+    assert cli.main(["--dataset", "translated_digits"]) == 0
+    config = configs[-1]
+    assert config.dataset == "translated_digits" and config.dataset_options == {"canvas_size": 16}
+    assert config.model["stem"] == "shifted" and config.model["patch_size"] == 2
+    assert cli.main(["--dataset", "translated_digits", "--canvas-size", "24"]) == 0
+    assert configs[-1].dataset_options == {"canvas_size": 24} and configs[-1].model == config.model
+    assert cli.main(["--recipe", "translated_digits_patches", "--dataset", "translated_digits"]) == 0
+    assert configs[-1].dataset_options == {"canvas_size": 12} and configs[-1].model["stem"] == "patch"
+
+
+def test_translated_digits_recipe_refuses_a_canvas_smaller_than_a_digit(tmp_path, capsys):
+    from vitlib import train as cli
+
+    assert cli.main(["--dataset", "translated_digits", "--canvas-size", "6", "--out", str(tmp_path / "run")]) == 2
+    assert "canvas_size=6 is smaller than the 8x8 images" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="only apply to 'translated_digits'"):
+        training.train(training.recipe("digits", dataset_options={"canvas_size": 16}), tmp_path / "other", verbose=0)
+
+
+def test_translated_digits_train_with_a_fresh_placement_every_epoch(tmp_path, monkeypatch):
+    seen = []
+    original = data_module.make_pipeline
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("map_fn"))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(training, "make_pipeline", spy)
+    config = training.recipe("translated_digits_patches", epochs=1, warmup_epochs=0,
+                             model={"hidden_size": 16, "depth": 1, "num_heads": 2, "mlp_dim": 16})
+    result = training.train(config, tmp_path, verbose=0)
+    assert seen[0] is not None and all(f is None for f in seen[1:])  # training data only, tests untouched
+    assert result["train_images"] == 1295 + 143 and 0 <= result["test_accuracy"] <= 1

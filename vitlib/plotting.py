@@ -120,6 +120,28 @@ def _image_grid(images, columns, title, labels=None, size=(0.95, 1.05), interpol
     return fig
 
 
+def examples_figure(rows, title=None, labels=None):
+    """Rows of small images, one row per entry of ``rows`` (``{row label: images (n, H, W, C)}``), all on one grey
+    scale from 0 to 1; ``labels`` (optional) titles the columns."""
+    rows = {name: np.asarray(images) for name, images in rows.items()}
+    columns = max(len(images) for images in rows.values())
+    fig = Figure(figsize=(1.1 * columns + 1.2, 1.15 * len(rows) + 0.3), layout="constrained")
+    axes = fig.subplots(len(rows), columns, squeeze=False)
+    for r, (name, images) in enumerate(rows.items()):
+        for c, ax in enumerate(axes[r]):
+            ax.set_xticks([]), ax.set_yticks([])
+            if c < len(images):
+                ax.imshow(_as_rgb(images[c]), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+            else:
+                ax.axis("off")
+            if r == 0 and labels is not None and c < len(labels):
+                ax.set_title(labels[c], fontsize=8)
+        axes[r, 0].set_ylabel(name, fontsize=8)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
 def bar_figure(names, values, ylabel, title, reference=None):
     """Bars for ``values``; ``reference`` (same length) draws a second series for comparison."""
     _checks.positive_int("number of bars", len(names))
@@ -227,8 +249,9 @@ def attention_distance_figure(distances, image_size=None, title="mean attention 
     ax.set(xlabel="network depth (layer)", ylabel="mean attention distance (pixels)", title=title, xticks=layer)
     if image_size is not None:
         ax.set_ylim(0, None)
-        ax.axhline(image_size / 2, color="grey", lw=0.8, ls="--")
-        ax.text(1, image_size / 2, " half the image width", va="bottom", fontsize=8, color="grey")
+        if uniform is None:  # the uniform line is the better reference; both would crowd each other
+            ax.axhline(image_size / 2, color="grey", lw=0.8, ls="--")
+            ax.text(1, image_size / 2, " half the image width", va="bottom", fontsize=8, color="grey")
     if heads <= 8 or baseline is not None or uniform is not None:
         ax.legend(fontsize=7, ncol=2)
     return fig
