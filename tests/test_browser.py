@@ -99,7 +99,10 @@ def jupyterlab(tmp_path_factory):
 
 def start_session(url, notebook):
     """Start the notebook's kernel session through the REST API, so that JupyterLab attaches to a running kernel
-    instead of choosing one itself (its kernel dialog can otherwise interrupt the run)."""
+    instead of choosing one itself (its kernel dialog can otherwise interrupt the run). Sessions of earlier tests
+    are shut down first: one notebook, one kernel at a time."""
+    for session in json.load(urllib.request.urlopen(f"{url}/api/sessions", timeout=30)):
+        urllib.request.urlopen(urllib.request.Request(f"{url}/api/sessions/{session['id']}", method="DELETE"), timeout=60)
     request = urllib.request.Request(f"{url}/api/sessions", method="POST", headers={"Content-Type": "application/json"},
                                      data=json.dumps({"path": notebook, "name": notebook, "type": "notebook",
                                                       "kernel": {"name": "python3"}}).encode())
@@ -118,7 +121,7 @@ def notebook_page(url, notebook, shot):
             "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"])
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         try:
-            page.goto(f"{url}/lab/tree/{notebook}", timeout=120_000)
+            page.goto(f"{url}/lab/tree/{notebook}?reset", timeout=120_000)  # reset: no tabs of earlier tests
             page.wait_for_function("window.jupyterapp !== undefined && window.galata !== undefined", timeout=120_000)
             page.wait_for_selector(".jp-Notebook", timeout=120_000)
             news = page.get_by_role("button", name="No")  # JupyterLab's news toast can cover the outputs
