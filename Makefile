@@ -9,16 +9,24 @@ TORCH ?= torch==2.13.0
 PYTEST := $(BIN)/python -m pytest -p no:cacheprovider
 NBVAL := --nbval-lax --nbval-current-env --nbval-kernel-startup-timeout 180 --nbval-cell-timeout 600 --nbval-sanitize-with tests/nbval_sanitize.cfg
 
-.PHONY: lab test test-unit test-backends chromium notebooks
-lab: $(VENV)/.installed
-	$(BIN)/jupyter lab notebooks/
+# Root (containers, cloud machines) may run JupyterLab too; with no browser to open, JupyterLab prints the address
+# to open, token included. LAB_OPTIONS adds options, e.g. make lab LAB_OPTIONS="--no-browser --port 9999".
+LAB_OPTIONS ?=
+ROOT_OPTION := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-test: $(VENV)/.installed-dev chromium
+.PHONY: lab test test-unit test-backends lint chromium notebooks
+lab: $(VENV)/.installed
+	$(BIN)/jupyter lab $(ROOT_OPTION) $(LAB_OPTIONS) notebooks/
+
+test: $(VENV)/.installed-dev chromium lint
 	$(BIN)/python -m vitlib
 	@echo "== unit tests, notebooks (nbval) and browser test, KERAS_BACKEND=tensorflow"
 	KERAS_BACKEND=tensorflow $(PYTEST) -n 2 --dist loadscope $(NBVAL) tests notebooks
 	@echo "== unit tests, KERAS_BACKEND=jax and torch"
 	$(MAKE) --no-print-directory test-backends
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check vitlib tests scripts benchmarks
 
 test-backends: $(VENV)/.installed-dev
 	KERAS_BACKEND=jax $(PYTEST) -n 2 --dist loadscope -m "not tensorflow_only" tests
@@ -31,11 +39,11 @@ notebooks: $(VENV)/.installed-dev
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
-	$(BIN)/python -m pip install -e .
+	$(BIN)/python -m pip install -e ".[lab]"
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed
-	$(BIN)/python -m pip install -e ".[dev]" "$(TORCH)"
+	$(BIN)/python -m pip install -e ".[lab,dev]" "$(TORCH)"
 	touch $@
 
 chromium:

@@ -66,8 +66,8 @@ def plain_keras_vit(image_size, patch_size, hidden, depth, heads, mlp_dim, num_c
 def cpu_peak_flops():
     """fp32 peak of this machine's CPU cores: cores x GHz x 32 FLOP/cycle (two AVX2/AVX-512 FMA ports x 8 lanes
     x 2). An estimate: turbo and AVX-512 change it."""
-    mhz = [float(l.split(":")[1]) for l in open("/proc/cpuinfo") if l.startswith("cpu MHz")]
-    flags = next((l for l in open("/proc/cpuinfo") if l.startswith("flags")), "")
+    mhz = [float(line.split(":")[1]) for line in open("/proc/cpuinfo") if line.startswith("cpu MHz")]
+    flags = next((line for line in open("/proc/cpuinfo") if line.startswith("flags")), "")
     per_cycle = 64 if "avx512f" in flags else 32
     return len(mhz) * (sum(mhz) / len(mhz)) * 1e6 * per_cycle
 
@@ -129,8 +129,9 @@ def run_one(impl, variant, image_size, batch, steps, bf16):
     if impl == "floor":
         timed = [matmul_floor(cfg, batch, max(steps, 5))]
     else:
-        if impl == "vitlib":
-            model = vitlib.build_vit(variant, image_size=image_size, num_classes=10, pool="gap")
+        if impl in ("vitlib", "vitlib-keras"):  # the recipes' setting, and build_vit's default (Keras' own layers)
+            model = vitlib.build_vit(variant, image_size=image_size, num_classes=10, pool="gap",
+                                     custom_gradients=impl == "vitlib")
         else:
             model = plain_keras_vit(image_size, cfg.patch_size, cfg.hidden_size, cfg.depth, cfg.num_heads,
                                     cfg.mlp_dim, 10)
@@ -186,8 +187,9 @@ def main():
     parser.add_argument("--steps", type=int, default=10, help="timed training steps per process (after 2 warm-up steps)")
     parser.add_argument("--repeats", type=int, default=1,
                         help="fresh processes per model, alternating the implementations; the table gives the median")
-    parser.add_argument("--impls", default="vitlib,plain,floor",
-                        help="vitlib, plain (a keras.io-style ViT), floor (the matrix products alone; see matmul_floor)")
+    parser.add_argument("--impls", default="vitlib,vitlib-keras,plain,floor",
+                        help="vitlib (custom_gradients=True, as the recipes), vitlib-keras (build_vit's default: Keras' "
+                             "LayerNorm and GELU), plain (a keras.io-style ViT), floor (the matrix products alone)")
     parser.add_argument("--bf16", action="store_true")
     parser.add_argument("--peak-tflops", type=float, help="device peak for MFU (default: CPU estimate)")
     parser.add_argument("--one", help=argparse.SUPPRESS)
@@ -208,7 +210,7 @@ def main():
             for impl in impls if repeat % 2 == 0 else impls[::-1]:
                 cmd = [sys.executable, __file__, "--one", f"{impl}|{variant}|{size}|{batch}", "--steps", str(args.steps)]
                 out = subprocess.run(cmd + (["--bf16"] if args.bf16 else []), capture_output=True, text=True)
-                line = next((l for l in out.stdout.splitlines() if l.startswith("RESULT ")), None)
+                line = next((text for text in out.stdout.splitlines() if text.startswith("RESULT ")), None)
                 if line is None:
                     print(out.stderr[-2000:], file=sys.stderr)
                     continue
@@ -216,7 +218,7 @@ def main():
                 row["mfu_percent"] = round(100 * row["achieved_tflops"] * 1e12 / peak, 2)
                 runs[impl].append(row)
                 print(json.dumps(row), flush=True)
-        for impl, rows in runs.items():
+        for rows in runs.values():
             if rows:
                 rows.sort(key=lambda r: r["images_per_s"])
                 median = rows[len(rows) // 2]  # a real run (the upper middle one for an even count)
@@ -228,8 +230,8 @@ def main():
         plain = next((p for p in table if p["impl"] == "plain" and p["variant"] == r["variant"]
                       and p["image_size"] == r["image_size"]), None)
         ratio = ""
-        if plain and r["impl"] in ("vitlib", "floor"):  # floor: the most any implementation could gain
-            ratio = ("" if r["impl"] == "vitlib" else "at most ") + f"{r['images_per_s'] / plain['images_per_s']:.2f}×"
+        if plain and r["impl"] in ("vitlib", "vitlib-keras", "floor"):  # floor: the most any implementation could gain
+            ratio = ("at most " if r["impl"] == "floor" else "") + f"{r['images_per_s'] / plain['images_per_s']:.2f}×"
         print(f"| {r['variant']} | {r['image_size']} | {r['batch']} | {r['impl']} | {r['images_per_s']} "
               f"| {', '.join(map(str, r['all_images_per_s']))} | {r['step_ms']} | {r['peak_rss_mib']} "
               f"| {r['mfu_percent']} % | {ratio} |")

@@ -130,7 +130,8 @@ def notebook_page(url, notebook, shot):
             # Run the notebook once its kernel is idle, cell by cell with Galata's in-page helper (awaits each cell).
             page.wait_for_function(KERNEL_IDLE, timeout=240_000)
             page.evaluate("window.jupyterapp.commands.execute('notebook:clear-all-cell-outputs')")
-            page.evaluate("() => { window.galata.app; window.galata.runActiveNotebookCellByCell().then(() => { window.__ran = true; },"
+            page.evaluate("() => { window.galata.app; window.galata.runActiveNotebookCellByCell()"
+                          ".then(() => { window.__ran = true; },"
                           " (e) => { window.__ran = String(e); }); }")
             deadline = time.time() + 300
             while page.evaluate("window.__ran === undefined"):

@@ -3,7 +3,6 @@ import numpy as np
 import pytest
 from keras import ops
 
-import vitlib
 from vitlib import data
 
 
@@ -139,7 +138,7 @@ def test_centred_digits_sit_in_the_middle_of_the_canvas():
 
 @pytest.mark.parametrize("call, message", [
     (lambda: data.load_dataset("translated_digits", canvas_size=6), "canvas_size=6 is smaller than the 8x8"),
-    (lambda: data.load_dataset("digits", canvas_size=16), "only apply to 'translated_digits'"),
+    (lambda: data.load_dataset("digits", canvas_size=16), "canvas_size does not apply to 'digits'"),
     (lambda: data.place_digits(np.zeros((2, 8, 8)), 16), r"must be \(n, height, width, channels\)"),
     (lambda: data.load_dataset("translated_digits", step=0), "step must be a positive integer"),
     (lambda: data.centred_on_canvas(data.load_dataset("digits"), 4), "canvas_size=4 is smaller"),

@@ -34,7 +34,7 @@ def test_every_stem_turns_images_into_one_token_per_patch_and_rebuilds_from_its_
 def test_conv_stem_gives_one_token_per_patch_and_refuses_non_power_of_two():
     stem = vitlib.ConvStem(32, 8)
     assert tuple(stem(np.zeros((1, 32, 32, 3), "float32")).shape) == (1, 16, 32)
-    assert len([l for l in stem.blocks if l.name.startswith("conv")]) == 3
+    assert len([b for b in stem.blocks if b.name.startswith("conv")]) == 3
     with pytest.raises(ValueError, match="power of 2"):
         vitlib.ConvStem(32, 14)
 

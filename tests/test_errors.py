@@ -18,8 +18,8 @@ CASES = [
     ("patches of an indivisible image", lambda: vitlib.extract_patches(np.zeros((1, 30, 30, 3)), 8), r"30x30.*patch size 8"),
     ("channel mismatch at call time", lambda: small_model()(np.zeros((2, 16, 16, 1), "float32")), r"\(batch, 16, 16, 3\), got \(2, 16, 16, 1\)"),
     ("image size mismatch at call time", lambda: small_model()(np.zeros((2, 32, 32, 3), "float32")), r"got \(2, 32, 32, 3\).*Resize"),
-    ("width not divisible by heads", lambda: vitlib.build_vit(None, **{**SMALL, "num_heads": 3}), r"hidden_size=16 is not divisible by num_heads=3"),
-    ("attention layer width vs heads", lambda: vitlib.MultiHeadSelfAttention(3)(np.zeros((1, 2, 16), "float32")), r"width 16 is not divisible by num_heads=3"),
+    ("width not divisible by heads", lambda: vitlib.build_vit(None, **{**SMALL, "num_heads": 3}), r"width 16 \(hidden_size\) is not divisible by num_heads=3.*num_heads=2"),
+    ("attention layer width vs heads", lambda: vitlib.MultiHeadSelfAttention(3)(np.zeros((1, 2, 16), "float32")), r"width 16 \(hidden_size\) is not divisible by num_heads=3.*num_heads=2"),
     ("unknown variant", lambda: vitlib.build_vit("X/16"), r"Unknown variant 'X/16'.*'B/16'"),
     ("variant without a patch size", lambda: vitlib.build_vit("B"), r"Unknown variant 'B'"),
     ("unknown pos_embedding", lambda: vitlib.build_vit("Ti/16", pos_embedding="rope"), r"Unknown pos_embedding 'rope'.*'sincos2d'"),
@@ -30,8 +30,11 @@ CASES = [
     ("zero classes", lambda: vitlib.build_vit("Ti/16", num_classes=0), r"num_classes must be a positive integer, got 0"),
     ("fractional depth", lambda: vitlib.build_vit("Ti/16", depth=2.5), r"depth must be a positive integer, got 2.5"),
     ("custom model missing sizes", lambda: vitlib.build_vit(None, hidden_size=64), r"variant=None needs explicit depth, num_heads, mlp_dim, patch_size"),
-    ("sincos2d with width not divisible by 4", lambda: vitlib.build_vit(None, **{**SMALL, "hidden_size": 18, "num_heads": 2, "pos_embedding": "sincos2d"}), r"sincos2d.*divisible by 4, got 18"),
-    ("fused attention with attention dropout", lambda: vitlib.build_vit("Ti/16", attention_impl="fused", attention_dropout=0.1), r"fused.*attention dropout"),
+    ("sincos2d with width not divisible by 4", lambda: vitlib.build_vit(None, **{**SMALL, "hidden_size": 18, "num_heads": 2, "pos_embedding": "sincos2d"}), r"'sincos2d' needs a width \(hidden_size\) divisible by 4, got 18\. Use 20"),
+    ("sincos2d table with width not divisible by 4", lambda: vitlib.sincos_2d((4, 4), 18), r"'sincos2d' needs a width \(hidden_size\) divisible by 4, got 18\. Use 20"),
+    ("sincos2d layer on tokens of width 18", lambda: vitlib.PositionEmbedding("sincos2d", (2, 2), 0)(np.zeros((1, 4, 18), "float32")), r"divisible by 4, got 18"),
+    ("fused attention with attention dropout", lambda: vitlib.build_vit("Ti/16", attention_impl="fused", attention_dropout=0.1), r"attention_impl='fused' cannot apply attention dropout \(attention_dropout=0.1\)"),
+    ("fused attention layer with attention dropout", lambda: vitlib.MultiHeadSelfAttention(2, 0.1, "fused"), r"attention_impl='fused' cannot apply attention dropout \(attention_dropout=0.1\)"),
     ("unknown attention impl", lambda: vitlib.MultiHeadSelfAttention(2, attention_impl="flash"), r"Unknown attention_impl 'flash'"),
     ("resize to an impossible grid", lambda: vitlib.resize_position_embeddings(np.zeros((1, 17, 8)), (0, 4)), r"new_grid must be a positive integer, got 0"),
     ("resize a non-square table without old_grid", lambda: vitlib.resize_position_embeddings(np.zeros((1, 13, 8)), 4), r"Cannot infer the grid of 12.*old_grid"),
@@ -39,6 +42,12 @@ CASES = [
     ("patches_to_images with wrong token count", lambda: vitlib.patches_to_images(np.zeros((1, 5, 48)), 16, 4), r"\(batch, 16, 4\*4\*channels\).*got \(1, 5, 48\)"),
     ("position embedding for the wrong grid", lambda: vitlib.PositionEmbedding("learned", (4, 4))(np.zeros((1, 10, 8), "float32")), r"1 \+ 4x4 = 17 tokens"),
     ("unknown patch method", lambda: vitlib.extract_patches(np.zeros((1, 8, 8, 3)), 4, method="unfold"), r"Unknown method 'unfold'"),
+    ("rectangular patches", lambda: vitlib.patch_grid(224, (16, 32)), r"patch_size must be one integer P.*got \(16, 32\)"),
+    ("rectangular patches for a model", lambda: vitlib.build_vit(None, **{**SMALL, "patch_size": (4, 8)}), r"patch_size must be one integer P"),
+    ("patch larger than the image", lambda: vitlib.patch_grid(8, 16), r"Patch size 16 is larger than the 8x8 image.*at most 8"),
+    ("unknown attention layer", lambda: vitlib.build_vit("Ti/16", attention="window"), r"Unknown attention 'window'.*'mhsa'"),
+    ("unknown data set", lambda: vitlib.data.load_dataset("imagenet"), r"Unknown dataset name 'imagenet'.*'translated_digits'"),
+    ("canvas for plain digits", lambda: vitlib.data.load_dataset("digits", canvas_size=16), r"canvas_size does not apply to 'digits' \(it takes no options\)"),
     ("conv stem with patch 14", lambda: vitlib.build_vit("B/14", stem="conv"), r"power of 2, got 14"),
 ]
 
@@ -48,6 +57,3 @@ def test_bad_input_raises_value_error_with_the_value_and_the_fix(what, call, mes
     with pytest.raises(ValueError, match=message):
         call()
 
-
-def test_the_table_covers_at_least_fifteen_wrong_uses():
-    assert len(CASES) >= 15

@@ -12,7 +12,8 @@ RIGHT = {
     "02.dense_to_conv": lambda k, p, c: np.reshape(k, (p, p, c, k.shape[-1])),
     "03.position_params": 443_136,
     "03.no_position": "None ",
-    "04.attention": lambda q, k, v: np.asarray(vitlib.scaled_dot_product_attention(q[None, :, None], k[None, :, None], v[None, :, None])[0])[0, :, 0],
+    "04.attention": lambda q, k, v: np.asarray(
+        vitlib.scaled_dot_product_attention(q[None, :, None], k[None, :, None], v[None, :, None])[0])[0, :, 0],
     "04.block_params": 7_087_872,
     "05.tokens_h14": 257,
     "05.params_s16": 22_050_664,

@@ -2,6 +2,8 @@
 
 The references are NumPy in float64: the formulas for the values, central differences for the gradients.
 """
+from pathlib import Path
+
 import keras
 import numpy as np
 import pytest
@@ -115,10 +117,35 @@ def test_layer_norm_layer_keeps_mixed_precision_outputs_in_the_compute_dtype(rng
     np.testing.assert_allclose(ops.convert_to_numpy(y), numpy_layer_norm(x, 1.0, 0.0), atol=5e-3)
 
 
-def test_the_encoder_uses_them():
-    block = vitlib.EncoderBlock(num_heads=2, mlp_dim=8)
-    block.build((1, 3, 4))
-    assert isinstance(block.norm1, fast.LayerNorm) and isinstance(block.norm2, fast.LayerNorm)
-    assert block.mlp.fc1.activation is keras.activations.linear  # GELU follows it, in MLPBlock.call
-    model = vitlib.build_vit("Ti/16", image_size=32, num_classes=2)
-    assert isinstance(model.get_layer("encoder_norm"), fast.LayerNorm)
+def test_the_encoder_uses_keras_layers_by_default_and_these_when_asked():
+    plain, custom = (vitlib.EncoderBlock(num_heads=2, mlp_dim=8, custom_gradients=c) for c in (False, True))
+    for block in (plain, custom):
+        block.build((1, 3, 4))
+        assert block.mlp.fc1.activation is keras.activations.linear  # GELU follows it, in MLPBlock.call
+    assert type(plain.norm1) is keras.layers.LayerNormalization and type(plain.norm2) is keras.layers.LayerNormalization
+    assert isinstance(custom.norm1, fast.LayerNorm) and isinstance(custom.norm2, fast.LayerNorm)
+    assert plain.mlp.activation is not fast.gelu and custom.mlp.activation is fast.gelu
+    for flag, norm in ((False, keras.layers.LayerNormalization), (True, fast.LayerNorm)):
+        model = vitlib.build_vit("Ti/16", image_size=32, num_classes=2, custom_gradients=flag)
+        assert type(model.get_layer("encoder_norm")) is norm
+
+
+def test_models_with_and_without_custom_gradients_compute_the_same_function(rng):
+    x = rng.random((2, 8, 8, 3)).astype("float32")
+    kwargs = dict(image_size=8, patch_size=4, hidden_size=16, depth=2, num_heads=2, mlp_dim=32, num_classes=3,
+                  stem="shifted")
+    plain, custom = (vitlib.build_vit(None, custom_gradients=c, **kwargs) for c in (False, True))
+    custom.set_weights([w + rng.normal(0, 0.3, w.shape).astype(w.dtype) for w in plain.get_weights()])
+    plain.set_weights(custom.get_weights())
+    np.testing.assert_allclose(ops.convert_to_numpy(plain(x)), ops.convert_to_numpy(custom(x)), rtol=1e-5, atol=1e-5)
+
+
+def test_files_saved_before_custom_gradients_was_an_option_load_as_they_were():
+    """tests/fixtures/*.keras were written by vitlib when it always used these layers (tests/fixtures/make_fixtures.py)."""
+    fixtures = Path(__file__).parent / "fixtures"
+    reference = np.load(fixtures / "outputs_before_refactor.npz")
+    for name in ("patch_token_learned", "shifted_gap_sincos2d", "conv_token_sincos1d"):
+        model = keras.saving.load_model(fixtures / f"{name}.keras", safe_mode=True)
+        assert model.config.custom_gradients is True, name
+        np.testing.assert_allclose(ops.convert_to_numpy(model(reference["images"])), reference[name],
+                                   rtol=1e-5, atol=1e-6, err_msg=name)

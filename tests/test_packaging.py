@@ -1,3 +1,4 @@
+import ast
 import re
 import subprocess
 import sys
@@ -13,15 +14,64 @@ def names(requirements):
 
 def environment_pip_list():
     lines = (ROOT / "environment.yml").read_text().splitlines()
-    start = next(i for i, l in enumerate(lines) if l.strip() == "- pip:")
-    items = [l.strip()[2:] for l in lines[start + 1:] if l.strip().startswith("- ")]
+    start = next(i for i, line in enumerate(lines) if line.strip() == "- pip:")
+    items = [line.strip()[2:] for line in lines[start + 1:] if line.strip().startswith("- ")]
     return [i for i in items if not i.startswith("-e")]
 
 
 def test_environment_yml_installs_the_same_packages_as_pyproject():
-    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
-    assert sorted(environment_pip_list()) == sorted(deps)
-    assert {"tensorflow", "keras", "matplotlib", "ipywidgets", "jupyterlab", "nbval", "scikit-learn"} <= names(deps)
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    deps, extras = project["dependencies"], project["optional-dependencies"]
+    assert sorted(environment_pip_list()) == sorted(deps + extras["lab"])
+    assert {"tensorflow", "keras", "numpy", "scikit-learn", "pillow", "safetensors"} == names(deps)
+    assert {"jupyterlab", "ipywidgets", "matplotlib", "ipykernel"} <= names(extras["lab"])
+    assert {"nbval", "nbformat", "nbclient", "pytest", "ruff"} <= names(extras["dev"])
+
+
+def test_every_third_party_import_of_vitlib_is_declared():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    declared = names(project["dependencies"] + project["optional-dependencies"]["lab"]
+                     + project["optional-dependencies"]["dev"]) | {"torch", "jax"}  # torch: the Makefile's CPU build
+    imports = set()
+    for path in (ROOT / "vitlib").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imports |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                imports.add(node.module.split(".")[0])
+    stdlib = set(sys.stdlib_module_names)
+    aliases = {"PIL": "pillow", "sklearn": "scikit-learn"}
+    third_party = {aliases.get(m, m).replace("_", "-") for m in imports - stdlib - {"vitlib"}}
+    assert third_party - declared == set()
+
+
+BLOCK_NOTEBOOK_PACKAGES = """
+import importlib.abc, sys
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in ('matplotlib', 'ipywidgets', 'jupyterlab', 'IPython', 'ipykernel'):
+            raise ImportError(f'{name} is blocked: not installed')
+sys.meta_path.insert(0, Block())
+"""
+
+
+def test_vitlib_works_without_the_notebook_packages():
+    # As after `pip install vitlib` without the lab extra: the core, data and training import and run.
+    code = BLOCK_NOTEBOOK_PACKAGES + (
+        "import vitlib, vitlib.training\n"
+        "m = vitlib.build_vit(None, image_size=8, patch_size=4, hidden_size=8, depth=1, num_heads=2, mlp_dim=8, num_classes=3)\n"
+        "print(m(vitlib.data.load_dataset('digits').x_test[:2].repeat(3, -1)).shape)\n"
+        "try:\n    vitlib.plotting\nexcept ImportError as e:\n    print('plotting:', e)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.splitlines() == ["(2, 3)", "plotting: matplotlib is blocked: not installed"]
+
+
+def test_import_vitlib_leaves_plotting_and_widgets_for_later():
+    code = ("import sys, vitlib; print([m for m in ('vitlib.plotting', 'vitlib.widgets', 'ipywidgets') if m in sys.modules]);"
+            "vitlib.widgets; print('ipywidgets' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True).stdout
+    assert out.split() == ["[]", "True"]  # loaded on first use (Keras itself may import matplotlib when installed)
 
 
 def test_ci_runs_the_readme_test_command():

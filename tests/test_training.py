@@ -20,14 +20,17 @@ from vitlib import training
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_warmup_cosine_schedule_shape():
-    s = training.WarmupCosine(1e-3, total_steps=100, warmup_steps=10, final=1e-5)
-    lr = np.array([float(ops.convert_to_numpy(s(step))) for step in range(101)])
-    assert lr[0] == 0 and lr[10] == pytest.approx(1e-3) and lr[100] == pytest.approx(1e-5)
-    assert (np.diff(lr[:11]) > 0).all() and (np.diff(lr[10:]) <= 1e-12).all()
-    assert lr[55] == pytest.approx(1e-5 + 0.5 * (1e-3 - 1e-5), rel=1e-4)  # half-way down the cosine
-    clone = training.WarmupCosine.from_config(s.get_config())
-    assert float(ops.convert_to_numpy(clone(30))) == pytest.approx(float(ops.convert_to_numpy(s(30))))
+def test_warmup_cosine_schedule_is_linear_then_the_cosine_of_its_formula():
+    peak, final, total, warm = 1e-3, 1e-5, 100, 10
+    s = training.warmup_cosine(peak, total_steps=total, warmup_steps=warm, final=final)
+    lr = np.array([float(ops.convert_to_numpy(s(step))) for step in range(total + 1)])
+    steps = np.arange(total + 1)
+    progress = np.clip((steps - warm) / (total - warm), 0, 1)
+    formula = np.where(steps < warm, peak * steps / warm, final + 0.5 * (peak - final) * (1 + np.cos(np.pi * progress)))
+    np.testing.assert_allclose(lr, formula, atol=2e-10)  # Keras' CosineDecay with a warm-up is the written formula
+    assert lr[0] == 0 and (np.diff(lr[:11]) > 0).all() and (np.diff(lr[10:]) <= 1e-12).all()
+    clone = type(s).from_config(s.get_config())
+    assert float(ops.convert_to_numpy(clone(30))) == float(ops.convert_to_numpy(s(30)))
 
 
 def test_recipes_and_bad_configs():
@@ -106,9 +109,15 @@ def test_distillation_trains_the_student_and_leaves_the_teacher_alone(rng):
     np.testing.assert_allclose(out[:, 10:], ops.convert_to_numpy(teacher(x[:3])), rtol=1e-5, atol=1e-5)
 
 
-def test_cpu_precision_is_float32():
-    assert training.resolve_precision("auto") == "float32"
-    assert training.resolve_precision("mixed_bfloat16") == "mixed_bfloat16"
+def test_auto_precision_is_float32_without_a_gpu_and_mixed_with_one(monkeypatch):
+    from vitlib import devices
+
+    monkeypatch.setattr(devices, "gpu_available", lambda: False)  # whatever this machine has
+    assert training.resolve_precision("auto") == "float32" and training.resolve_jit("auto") is False
+    assert training.resolve_precision("mixed_bfloat16") == "mixed_bfloat16"  # an explicit setting is kept
+    if keras.backend.backend() != "tensorflow":  # TensorFlow asks the GPU for its compute capability
+        monkeypatch.setattr(devices, "gpu_available", lambda: True)
+        assert training.resolve_precision("auto") == "mixed_bfloat16" and training.resolve_jit("auto") is True
 
 
 @pytest.mark.tensorflow_only
@@ -266,7 +275,7 @@ def test_translated_digits_recipe_refuses_a_canvas_smaller_than_a_digit(tmp_path
 
     assert cli.main(["--dataset", "translated_digits", "--canvas-size", "6", "--out", str(tmp_path / "run")]) == 2
     assert "canvas_size=6 is smaller than the 8x8 images" in capsys.readouterr().err
-    with pytest.raises(ValueError, match="only apply to 'translated_digits'"):
+    with pytest.raises(ValueError, match="canvas_size does not apply to 'digits'"):
         training.train(training.recipe("digits", dataset_options={"canvas_size": 16}), tmp_path / "other", verbose=0)
 
 

@@ -34,9 +34,26 @@ def choice(name, value, options):
     return value
 
 
-def divisible(image_size, patch_size):
+def patch_size(value):
+    """A patch side P: an int, or a pair (P, P). Patches are square in vitlib, as in the paper."""
+    if isinstance(value, (tuple, list)) and len(value) == 2 and value[0] == value[1]:
+        value = value[0]
+    if isinstance(value, (tuple, list)):
+        raise ValueError(
+            f"patch_size must be one integer P (patches are P x P, as in the paper), got {tuple(value)!r}. "
+            "For a non-square image pick a P that divides both its height and its width."
+        )
+    return positive_int("patch_size", value)
+
+
+def divisible(image_size, patch_size_):
     """Return the patch grid ``(rows, cols)`` for an image, or explain why it does not tile."""
-    (h, w), (p, _) = int_pair("image_size", image_size), int_pair("patch_size", patch_size)
+    (h, w), p = int_pair("image_size", image_size), patch_size(patch_size_)
+    if p > min(h, w):
+        raise ValueError(
+            f"Patch size {p} is larger than the {h}x{w} image: there is not one whole patch. "
+            f"Use a patch size of at most {min(h, w)} that divides {h} and {w}, or a larger image."
+        )
     if h % p or w % p:
         fits = [q for q in range(1, min(h, w) + 1) if h % q == 0 and w % q == 0]
         raise ValueError(
@@ -45,6 +62,35 @@ def divisible(image_size, patch_size):
             f"(e.g. {h // p * p}x{w // p * p}), or pick a patch size from {fits}."
         )
     return h // p, w // p
+
+
+def heads_divide(width, num_heads):
+    """Each of the heads gets width / num_heads values: the heads must divide the width."""
+    if width % num_heads:
+        near = sorted((d for d in range(1, width + 1) if width % d == 0), key=lambda d: abs(d - num_heads))[0]
+        raise ValueError(
+            f"The width {width} (hidden_size) is not divisible by num_heads={num_heads}: each head gets "
+            f"width / num_heads values. Change one of them, e.g. num_heads={near}."
+        )
+
+
+def sincos_width(kind, width):
+    """Fixed sin-cos tables split the width into sin/cos pairs: 2 parts in 1-D, 4 (two per axis) in 2-D."""
+    parts = {"sincos1d": 2, "sincos2d": 4}.get(kind)
+    if parts and width % parts:
+        raise ValueError(
+            f"pos_embedding={kind!r} needs a width (hidden_size) divisible by {parts}, got {width}. "
+            f"Use {width + (-width) % parts}."
+        )
+
+
+def fused_without_dropout(attention_impl, attention_dropout):
+    """The fused kernels never materialise the attention weights, so they cannot drop any of them."""
+    if attention_impl == "fused" and attention_dropout > 0:
+        raise ValueError(
+            f"attention_impl='fused' cannot apply attention dropout (attention_dropout={attention_dropout}). "
+            "Use attention_impl='explicit' or 'auto', or attention_dropout=0."
+        )
 
 
 def image_shape(shape, where="images"):

@@ -1,6 +1,10 @@
 """Multi-head self-attention (Sec. 3.1 and Appendix A of Dosovitskiy et al. 2021).
 
 Tensors use the layout (batch, tokens, heads, head_dim), as ``keras.ops.dot_product_attention``.
+
+Two registries: ``ATTENTION_IMPLS``, how softmax(QKᵀ/sqrt(d))V is computed (name -> function); ``ATTENTIONS``, the
+attention layers an :class:`vitlib.EncoderBlock` can be built with (name -> class, as timm's ``attn_layer``): a
+windowed or relative-position attention is a new class registered here with ``@register_attention("name")``.
 """
 import math
 
@@ -9,7 +13,18 @@ from keras import layers, ops
 
 from vitlib import _checks
 
-ATTENTION_IMPLS = ("auto", "explicit", "fused")
+ATTENTIONS = {}  # name -> attention layer class: (B, T, D) -> (B, T, D)
+
+
+def register_attention(name):
+    """Class decorator: make an attention layer available as ``attention=name`` in ``build_vit`` and the encoder
+    block (and Keras-serializable). Its constructor takes ``(num_heads, dropout, attention_impl, **kwargs)`` and its
+    ``call`` accepts ``training`` and ``return_attention_scores``."""
+    def register(cls):
+        ATTENTIONS[name] = keras.saving.register_keras_serializable(package="vitlib")(cls)
+        return cls
+
+    return register
 
 
 def scaled_dot_product_attention(query, key, value, dropout=None, training=None):
@@ -27,7 +42,17 @@ def scaled_dot_product_attention(query, key, value, dropout=None, training=None)
     return ops.einsum("bhqk,bkhd->bqhd", weights_used, value), weights
 
 
-@keras.saving.register_keras_serializable(package="vitlib")
+def fused_attention(query, key, value, dropout=None, training=None):
+    """The same softmax(Q Kᵀ / sqrt(d)) V through ``keras.ops.dot_product_attention`` (flash/cuDNN kernels on GPUs).
+    Returns (output, None): the weights are never materialised, so there is none to return or to drop."""
+    return ops.dot_product_attention(query, key, value), None
+
+
+# name -> function (query, key, value, dropout, training) -> (output, weights or None); "auto" picks one per call
+ATTENTION_IMPLS = {"auto": None, "explicit": scaled_dot_product_attention, "fused": fused_attention}
+
+
+@register_attention("mhsa")
 class MultiHeadSelfAttention(layers.Layer):
     """(B, T, D) -> (B, T, D): project to h heads of D/h values, attend, concatenate, project back.
 
@@ -40,21 +65,13 @@ class MultiHeadSelfAttention(layers.Layer):
         super().__init__(**kwargs)
         self.num_heads = _checks.positive_int("num_heads", num_heads)
         self.dropout_rate = _checks.rate("attention_dropout", dropout)
-        self.attention_impl = _checks.choice("attention_impl", attention_impl, ATTENTION_IMPLS)
-        if attention_impl == "fused" and self.dropout_rate > 0:
-            raise ValueError(
-                "attention_impl='fused' cannot apply attention dropout "
-                f"(attention_dropout={dropout}). Use attention_impl='explicit' or 'auto', or attention_dropout=0."
-            )
+        self.attention_impl = _checks.choice("attention_impl", attention_impl, tuple(ATTENTION_IMPLS))
+        _checks.fused_without_dropout(attention_impl, self.dropout_rate)
         self.dropout = layers.Dropout(self.dropout_rate, name="attention_dropout")
 
     def build(self, input_shape):
         width = input_shape[-1]
-        if width % self.num_heads:
-            raise ValueError(
-                f"The width {width} is not divisible by num_heads={self.num_heads}. "
-                f"Choose a number of heads that divides {width}, e.g. {_divisors_near(width, self.num_heads)}."
-            )
+        _checks.heads_divide(width, self.num_heads)
         self.head_dim = width // self.num_heads
         self.query = layers.Dense(width, name="query")
         self.key = layers.Dense(width, name="key")
@@ -69,11 +86,10 @@ class MultiHeadSelfAttention(layers.Layer):
     def call(self, x, training=None, return_attention_scores=False):
         tokens, width = x.shape[1], x.shape[2]
         q, k, v = (self._split_heads(f(x), tokens) for f in (self.query, self.key, self.value))
-        explicit = return_attention_scores or self.attention_impl == "explicit" or self.dropout_rate > 0
-        if explicit:
-            y, weights = scaled_dot_product_attention(q, k, v, self.dropout, training)
-        else:
-            y, weights = ops.dot_product_attention(q, k, v), None
+        impl = self.attention_impl
+        if impl == "auto" or return_attention_scores:  # weights asked for, or dropped: they must be computed
+            impl = "explicit" if return_attention_scores or self.dropout_rate > 0 else "fused"
+        y, weights = ATTENTION_IMPLS[impl](q, k, v, self.dropout, training)
         y = self.out(ops.reshape(y, (-1, tokens, width)))
         return (y, weights) if return_attention_scores else y
 
@@ -83,8 +99,3 @@ class MultiHeadSelfAttention(layers.Layer):
     def get_config(self):
         return {**super().get_config(), "num_heads": self.num_heads, "dropout": self.dropout_rate,
                 "attention_impl": self.attention_impl}
-
-
-def _divisors_near(width, heads):
-    divisors = [d for d in range(1, width + 1) if width % d == 0]
-    return sorted(divisors, key=lambda d: abs(d - heads))[0]

@@ -1,151 +1,19 @@
-"""From patches to tokens: patch embedding, the class token and position embeddings.
+"""The class token and position embeddings: the rest of Eq. 1 of Dosovitskiy et al. (2021),
 
-Eq. 1 of Dosovitskiy et al. (2021):  z0 = [x_class; x_p^1 E; ...; x_p^N E] + E_pos
+    z0 = [x_class; x_p^1 E; ...; x_p^N E] + E_pos
+
+(the patch embeddings x_p E come from a stem, :mod:`vitlib.stems`). ``POSITION_EMBEDDINGS`` is the registry of
+position embedding kinds: name -> the function that makes its fixed table, or ``None`` for a learned one
+(``"learned"``) or none at all (``"none"``).
 """
 import math
 
-import numpy as np
 import keras
+import numpy as np
 from keras import layers, ops
 
 from vitlib import _checks
-from vitlib.fast import LayerNorm
-from vitlib.patches import Patches, patch_grid
-
-POSITION_EMBEDDINGS = ("learned", "sincos1d", "sincos2d", "none")
-
-
-class TokenStem(layers.Layer):
-    """What the three stems below share: images (B, H, W, C) -> tokens (B, N, D), with N = (H/P)·(W/P)
-    whatever happens in between."""
-
-    def __init__(self, hidden_size, patch_size, **kwargs):
-        super().__init__(**kwargs)
-        self.hidden_size = _checks.positive_int("hidden_size", hidden_size)
-        self.patch_size = _checks.positive_int("patch_size", patch_size)
-
-    def compute_output_shape(self, input_shape):
-        rows, cols = patch_grid(_checks.image_shape(input_shape)[:2], self.patch_size)
-        return (input_shape[0], rows * cols, self.hidden_size)
-
-    def get_config(self):
-        return {**super().get_config(), "hidden_size": self.hidden_size, "patch_size": self.patch_size}
-
-
-@keras.saving.register_keras_serializable(package="vitlib")
-class PatchEmbedding(TokenStem):
-    """Linear projection E of every flattened patch: (B, H, W, C) -> (B, N, D).
-
-    ``mode="conv"`` uses a Conv2D with kernel size = stride = P (fast, as in the paper's code);
-    ``mode="linear"`` flattens patches and applies a Dense layer (as in the paper's text). They are the
-    same function: the Conv2D kernel (P, P, C, D) is the Dense kernel (P·P·C, D) reshaped.
-    """
-
-    def __init__(self, hidden_size, patch_size, mode="conv", **kwargs):
-        super().__init__(hidden_size, patch_size, **kwargs)
-        self.mode = _checks.choice("patch embedding mode", mode, ("conv", "linear"))
-        if mode == "conv":
-            self.projection = layers.Conv2D(hidden_size, patch_size, strides=patch_size, name="projection")
-        else:
-            self.patches = Patches(patch_size, name="patches")
-            self.projection = layers.Dense(hidden_size, name="projection")
-
-    def build(self, input_shape):
-        h, w, c = _checks.image_shape(input_shape, f"Inputs of {self.name}")
-        self.grid_size = patch_grid((h, w), self.patch_size)
-        if self.mode == "conv":
-            self.projection.build(input_shape)
-        else:
-            self.projection.build((input_shape[0], None, self.patch_size**2 * c))
-
-    def call(self, images):
-        if self.mode == "conv":
-            x = self.projection(images)  # (B, rows, cols, D)
-            return ops.reshape(x, (-1, self.grid_size[0] * self.grid_size[1], self.hidden_size))
-        return self.projection(self.patches(images))  # (B, N, P·P·C) -> (B, N, D)
-
-    def get_config(self):
-        return {**super().get_config(), "mode": self.mode}
-
-
-@keras.saving.register_keras_serializable(package="vitlib")
-class ConvStem(TokenStem):
-    """Convolutional stem for a hybrid ViT: (B, H, W, C) -> (B, N, D) with the same N as patches.
-
-    The paper's hybrid models feed CNN feature maps to the transformer (Sec. 3.1, "Hybrid
-    Architecture"). This small stem, after Xiao et al. (2021), "Early convolutions help transformers
-    see better", stacks log2(P) stride-2 3x3 convolutions (BatchNorm, ReLU) and a 1x1 projection to D.
-    """
-
-    def __init__(self, hidden_size, patch_size, **kwargs):
-        super().__init__(hidden_size, patch_size, **kwargs)
-        steps = int(round(math.log2(patch_size)))
-        if 2**steps != patch_size:
-            raise ValueError(
-                f"stem='conv' halves the image log2(P) times, so the patch size must be a power of 2, "
-                f"got {patch_size}. Use patch size {2**steps} or {2**(steps + 1)}, or stem='patch'."
-            )
-        widths = [max(16, hidden_size // 2 ** (steps - i)) for i in range(steps)]
-        self.blocks = []
-        for i, width in enumerate(widths):
-            self.blocks += [
-                layers.Conv2D(width, 3, strides=2, padding="same", use_bias=False, name=f"conv_{i}"),
-                layers.BatchNormalization(name=f"norm_{i}"),
-                layers.ReLU(name=f"relu_{i}"),
-            ]
-        self.projection = layers.Conv2D(hidden_size, 1, name="projection")
-
-    def build(self, input_shape):
-        h, w, _ = _checks.image_shape(input_shape, f"Inputs of {self.name}")
-        self.grid_size = patch_grid((h, w), self.patch_size)
-        shape = tuple(input_shape)
-        for block in self.blocks + [self.projection]:
-            block.build(shape)
-            shape = block.compute_output_shape(shape)
-
-    def call(self, images, training=None):
-        x = images
-        for block in self.blocks:
-            x = block(x, training=training)
-        x = self.projection(x)
-        return ops.reshape(x, (-1, self.grid_size[0] * self.grid_size[1], self.hidden_size))
-
-
-@keras.saving.register_keras_serializable(package="vitlib")
-class ShiftedPatchEmbedding(TokenStem):
-    """Shifted Patch Tokenization (Lee, Lee & Song 2021, "Vision Transformer for Small-Size Datasets"):
-    (B, H, W, C) -> (B, N, D), the same N as plain patches.
-
-    The image and four copies shifted diagonally by half a patch are stacked along the channels, so each
-    patch also sees a rim of its neighbours; the stacked patches are flattened, layer-normalised and
-    projected to D. The grid, the tokens and everything after them stay those of a plain ViT.
-    """
-
-    def __init__(self, hidden_size, patch_size, **kwargs):
-        super().__init__(hidden_size, patch_size, **kwargs)
-        if patch_size < 2:
-            raise ValueError(f"stem='shifted' shifts by half a patch, so the patch size must be at least 2, got {patch_size}.")
-        self.shift = patch_size // 2
-        self.patches = Patches(patch_size, name="patches")
-        self.norm = LayerNorm(epsilon=1e-6, name="norm")
-        self.projection = layers.Dense(hidden_size, name="projection")
-
-    def build(self, input_shape):
-        h, w, c = _checks.image_shape(input_shape, f"Inputs of {self.name}")
-        self.grid_size = patch_grid((h, w), self.patch_size)
-        features = self.patch_size**2 * 5 * c
-        self.norm.build((input_shape[0], None, features))
-        self.projection.build((input_shape[0], None, features))
-
-    def shifted(self, images):
-        """(B, H, W, C) -> (B, H, W, 5C): the image and its four diagonal shifts by P // 2 (zeros shifted in)."""
-        s, h, w = self.shift, images.shape[1], images.shape[2]
-        padded = ops.pad(images, [[0, 0], [s, s], [s, s], [0, 0]])
-        copies = [padded[:, s + dy: s + dy + h, s + dx: s + dx + w] for dy, dx in ((-s, -s), (-s, s), (s, -s), (s, s))]
-        return ops.concatenate([images, *copies], axis=-1)
-
-    def call(self, images):
-        return self.projection(self.norm(self.patches(self.shifted(images))))  # (B, N, P·P·5C) -> (B, N, D)
+from vitlib.stems import STEMS, ConvStem, PatchEmbedding, ShiftedPatchEmbedding, TokenStem  # noqa: F401  (re-exported)
 
 
 @keras.saving.register_keras_serializable(package="vitlib")
@@ -170,8 +38,7 @@ def sincos_1d(num_positions, dim, temperature=10000.0):
     """Transformer sin-cos table (Vaswani et al. 2017) for positions 0..num_positions-1: (num_positions, dim).
     Sines fill the first half of the channels and cosines the second."""
     dim = _checks.positive_int("dim", dim)
-    if dim % 2:
-        raise ValueError(f"1-D sin-cos embeddings need an even width, got {dim}. Use {dim + 1}.")
+    _checks.sincos_width("sincos1d", dim)
     omega = 1.0 / temperature ** (np.arange(dim // 2) / (dim // 2))
     angles = np.arange(num_positions)[:, None] * omega[None, :]
     return np.concatenate([np.sin(angles), np.cos(angles)], axis=1).astype("float32")
@@ -182,15 +49,21 @@ def sincos_2d(grid_size, dim, temperature=10000.0):
     channels encodes sin/cos of the column, a quarter sin/cos of the row (as in big_vision and MAE)."""
     rows, cols = _checks.int_pair("grid_size", grid_size)
     dim = _checks.positive_int("dim", dim)
-    if dim % 4:
-        raise ValueError(
-            f"2-D sin-cos embeddings need a width divisible by 4, got {dim}. Use {dim + (-dim) % 4}."
-        )
+    _checks.sincos_width("sincos2d", dim)
     y, x = np.mgrid[:rows, :cols]
     omega = 1.0 / temperature ** (np.arange(dim // 4) / (dim // 4))
     y = y.reshape(-1)[:, None] * omega[None, :]
     x = x.reshape(-1)[:, None] * omega[None, :]
     return np.concatenate([np.sin(x), np.cos(x), np.sin(y), np.cos(y)], axis=1).astype("float32")
+
+
+# name -> the fixed (rows·cols, dim) table for a grid, or None: "learned" starts random and is trained, "none" adds nothing
+POSITION_EMBEDDINGS = {
+    "learned": None,
+    "sincos1d": lambda grid, dim: sincos_1d(grid[0] * grid[1], dim),
+    "sincos2d": sincos_2d,
+    "none": None,
+}
 
 
 @keras.saving.register_keras_serializable(package="vitlib")
@@ -204,7 +77,7 @@ class PositionEmbedding(layers.Layer):
 
     def __init__(self, kind, grid_size, num_prefix_tokens=1, **kwargs):
         super().__init__(**kwargs)
-        self.kind = _checks.choice("pos_embedding", kind, POSITION_EMBEDDINGS)
+        self.kind = _checks.choice("pos_embedding", kind, tuple(POSITION_EMBEDDINGS))
         self.grid_size = _checks.int_pair("grid_size", grid_size)
         if num_prefix_tokens not in (0, 1):
             raise ValueError(f"num_prefix_tokens must be 0 or 1 (the class token), got {num_prefix_tokens!r}.")
@@ -222,10 +95,11 @@ class PositionEmbedding(layers.Layer):
         if self.kind == "none":
             self.embeddings = None
             return
+        _checks.sincos_width(self.kind, dim)
         if self.kind == "learned":
             init = keras.initializers.RandomNormal(stddev=0.02)
         else:
-            table = sincos_1d(rows * cols, dim) if self.kind == "sincos1d" else sincos_2d((rows, cols), dim)
+            table = POSITION_EMBEDDINGS[self.kind]((rows, cols), dim)
             table = np.concatenate([np.zeros((self.num_prefix_tokens, dim), "float32"), table])
             init = keras.initializers.Constant(table[None])
         self.embeddings = self.add_weight(

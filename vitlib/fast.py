@@ -1,5 +1,8 @@
 """GELU and LayerNorm with hand-written gradients on TensorFlow: the same functions, trained faster.
 
+An opt-in: ``build_vit(..., custom_gradients=True)`` (the training recipes switch it on) builds the encoder with
+these; by default a ViT uses Keras' own ``LayerNormalization`` and GELU, the standard layers of Eq. 2-3.
+
 Without XLA (Keras' default on CPUs), TensorFlow runs each elementwise step of a composite function as its own
 kernel over the whole tensor, and differentiates it step by step. Exact GELU, x * Phi(x), is written in
 TensorFlow as `0.5 * x * erfc(-x / sqrt(2))`, and Keras' LayerNormalization as mean, variance, rsqrt, scale and
@@ -16,6 +19,8 @@ Values and gradients match Keras' own `gelu` and `LayerNormalization` to float32
 and the weights are the same, so models saved before or after this module load either way. On JAX and PyTorch,
 which fuse these steps already (XLA; PyTorch's own GELU and LayerNorm kernels), both call Keras' implementation.
 """
+import functools
+
 import keras
 from keras import layers
 
@@ -87,3 +92,16 @@ class LayerNorm(layers.LayerNormalization):
         dtype = "float64" if inputs.dtype == tf.float64 else "float32"  # float32 under mixed precision, as Keras
         y = layer_norm(tf.cast(inputs, dtype), self.gamma, self.beta, self.epsilon)
         return tf.cast(y, self.compute_dtype)
+
+
+LAYER_NORM_EPSILON = 1e-6  # as in the paper's code (Keras' default, 1e-3, is another function)
+
+
+def norm_layer(custom_gradients=False, name=None, epsilon=LAYER_NORM_EPSILON):
+    """The ViT's LayerNorm layer: Keras' ``LayerNormalization``, or :class:`LayerNorm` with ``custom_gradients``."""
+    return (LayerNorm if custom_gradients else layers.LayerNormalization)(epsilon=epsilon, name=name)
+
+
+def mlp_activation(custom_gradients=False):
+    """The MLP's exact GELU: Keras' ``gelu``, or :func:`gelu` with ``custom_gradients``."""
+    return gelu if custom_gradients else functools.partial(keras.activations.gelu, approximate=False)

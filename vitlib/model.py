@@ -10,11 +10,12 @@ import keras
 from keras import layers, ops
 
 from vitlib import _checks
-from vitlib.attention import ATTENTION_IMPLS
-from vitlib.embeddings import POSITION_EMBEDDINGS, ClassToken, ConvStem, PatchEmbedding, PositionEmbedding, ShiftedPatchEmbedding
-from vitlib.encoder import LAYER_NORM_EPSILON, EncoderBlock
-from vitlib.fast import LayerNorm
+from vitlib.attention import ATTENTION_IMPLS, ATTENTIONS
+from vitlib.embeddings import POSITION_EMBEDDINGS, ClassToken, PositionEmbedding
+from vitlib.encoder import EncoderBlock
+from vitlib.fast import norm_layer
 from vitlib.patches import patch_grid
+from vitlib.stems import STEMS, layer_name
 
 # Table 1 of the paper (B, L, H) and of DeiT (Touvron et al. 2021) for Ti and S:
 # name -> (hidden size D, depth L, heads, MLP size)
@@ -25,8 +26,12 @@ VARIANTS = {
     "L": (1024, 24, 16, 4096),
     "H": (1280, 32, 16, 5120),
 }
-POOLS = ("token", "gap")
-STEMS = ("patch", "conv", "shifted")
+# How the image representation y is read from the encoder's output tokens (B, T, D) -> (B, D): the class token's
+# state (Eq. 4; the model then prepends a class token) or the mean of the patch tokens (appendix D.3).
+POOLS = {
+    "token": lambda tokens: tokens[:, 0],
+    "gap": lambda tokens: ops.mean(tokens, axis=1),
+}
 
 
 def parse_variant(variant):
@@ -60,33 +65,30 @@ class ViTConfig:
     attention_dropout: float = 0.0
     drop_path: float = 0.0
     attention_impl: str = "auto"
+    attention: str = "mhsa"
+    custom_gradients: bool = False  # LayerNorm and GELU with hand-written TensorFlow gradients (vitlib.fast)
     classifier_activation: str = None
     variant: str = None
 
     def __post_init__(self):
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731  (frozen dataclass)
         set_("image_size", _checks.int_pair("image_size", self.image_size))
-        for name in ("patch_size", "channels", "hidden_size", "depth", "num_heads", "mlp_dim"):
+        set_("patch_size", _checks.patch_size(self.patch_size))
+        for name in ("channels", "hidden_size", "depth", "num_heads", "mlp_dim"):
             set_(name, _checks.positive_int(name, getattr(self, name)))
         _checks.positive_int("num_classes", self.num_classes, "A classifier needs at least one class.")
         patch_grid(self.image_size, self.patch_size)
-        if self.hidden_size % self.num_heads:
-            raise ValueError(
-                f"hidden_size={self.hidden_size} is not divisible by num_heads={self.num_heads}: each head "
-                f"gets hidden_size / num_heads values. Change one of them."
-            )
-        _checks.choice("pos_embedding", self.pos_embedding, POSITION_EMBEDDINGS)
-        if self.pos_embedding == "sincos1d" and self.hidden_size % 2:
-            raise ValueError(f"pos_embedding='sincos1d' needs an even hidden_size, got {self.hidden_size}.")
-        if self.pos_embedding == "sincos2d" and self.hidden_size % 4:
-            raise ValueError(f"pos_embedding='sincos2d' needs hidden_size divisible by 4, got {self.hidden_size}.")
-        _checks.choice("pool", self.pool, POOLS)
-        _checks.choice("stem", self.stem, STEMS)
+        _checks.heads_divide(self.hidden_size, self.num_heads)
+        _checks.choice("pos_embedding", self.pos_embedding, tuple(POSITION_EMBEDDINGS))
+        _checks.sincos_width(self.pos_embedding, self.hidden_size)
+        _checks.choice("pool", self.pool, tuple(POOLS))
+        _checks.choice("stem", self.stem, tuple(STEMS))
         for name in ("dropout", "attention_dropout", "drop_path"):
             set_(name, _checks.rate(name, getattr(self, name)))
-        _checks.choice("attention_impl", self.attention_impl, ATTENTION_IMPLS)
-        if self.attention_impl == "fused" and self.attention_dropout > 0:
-            raise ValueError("attention_impl='fused' cannot apply attention dropout; use 'auto' or 'explicit'.")
+        _checks.choice("attention_impl", self.attention_impl, tuple(ATTENTION_IMPLS))
+        _checks.fused_without_dropout(self.attention_impl, self.attention_dropout)
+        _checks.choice("attention", self.attention, tuple(ATTENTIONS))
+        set_("custom_gradients", bool(self.custom_gradients))
         _checks.choice("classifier_activation", self.classifier_activation, (None, "softmax"))
 
     @property
@@ -123,10 +125,10 @@ class TokenPool(layers.Layer):
 
     def __init__(self, mode="token", **kwargs):
         super().__init__(**kwargs)
-        self.mode = _checks.choice("pool", mode, POOLS)
+        self.mode = _checks.choice("pool", mode, tuple(POOLS))
 
     def call(self, tokens):
-        return tokens[:, 0] if self.mode == "token" else ops.mean(tokens, axis=1)
+        return POOLS[self.mode](tokens)
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], input_shape[-1])
@@ -144,21 +146,17 @@ class VisionTransformer(keras.Model):
             config = ViTConfig(**config)
         c = config
         images = keras.Input((*c.image_size, c.channels), name="images")
-        if c.stem == "patch":
-            x = PatchEmbedding(c.hidden_size, c.patch_size, name="patch_embedding")(images)  # (B, N, D)
-        elif c.stem == "shifted":
-            x = ShiftedPatchEmbedding(c.hidden_size, c.patch_size, name="shifted_patch_embedding")(images)  # (B, N, D)
-        else:
-            x = ConvStem(c.hidden_size, c.patch_size, name="conv_stem")(images)  # (B, N, D)
+        stem = STEMS[c.stem]
+        x = stem(c.hidden_size, c.patch_size, custom_gradients=c.custom_gradients, name=layer_name(stem))(images)  # (B, N, D)
         if c.pool == "token":
             x = ClassToken(name="class_token")(x)  # (B, 1 + N, D)
         x = PositionEmbedding(c.pos_embedding, c.grid_size, int(c.pool == "token"), name="position_embedding")(x)
         x = layers.Dropout(c.dropout, name="embedding_dropout")(x)
         for i in range(c.depth):
             rate = c.drop_path * i / max(c.depth - 1, 1)  # linearly increasing with depth, as in DeiT
-            x = EncoderBlock(c.num_heads, c.mlp_dim, c.dropout, c.attention_dropout, rate, c.attention_impl,
-                             name=f"encoder_block_{i}")(x)
-        x = LayerNorm(epsilon=LAYER_NORM_EPSILON, name="encoder_norm")(x)
+            x = EncoderBlock(c.num_heads, c.mlp_dim, c.dropout, c.attention_dropout, rate, c.attention_impl, c.attention,
+                             c.custom_gradients, name=f"encoder_block_{i}")(x)
+        x = norm_layer(c.custom_gradients, name="encoder_norm")(x)
         x = TokenPool(c.pool, name="pool")(x)  # (B, D)
         logits = layers.Dense(c.num_classes, kernel_initializer="zeros", activation=c.classifier_activation,
                               dtype="float32", name="head")(x)  # zero-initialised head, as in the paper's code
@@ -175,26 +173,32 @@ class VisionTransformer(keras.Model):
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
+        if isinstance(config.get("config"), dict) and "custom_gradients" not in config["config"]:
+            # Saved before custom_gradients was an option, when vitlib always used vitlib.fast's layers: the
+            # weights are stored under those layers' names, so rebuild the model as it was saved.
+            config = {**config, "config": {**config["config"], "custom_gradients": True}}
         return cls(**config)
 
 
 def build_vit(variant="Ti/16", *, image_size=224, num_classes=1000, channels=3, pos_embedding="learned",
               pool="token", stem="patch", patch_size=None, hidden_size=None, depth=None, num_heads=None,
               mlp_dim=None, dropout=0.0, attention_dropout=0.0, drop_path=0.0, attention_impl="auto",
-              classifier_activation=None, name=None):
+              attention="mhsa", custom_gradients=False, classifier_activation=None, name=None):
     """Build a ViT ``keras.Model`` mapping images (B, H, W, C) to logits (B, num_classes).
 
     ``variant`` is a size and a patch size such as ``"B/16"`` or ``"Ti/4"`` (Table 1 of the paper);
     ``patch_size``, ``hidden_size``, ``depth``, ``num_heads`` and ``mlp_dim`` override it, and with
     ``variant=None`` they define a custom model. ``stem`` turns images into tokens: ``"patch"`` (the paper's
     linear patch projection), ``"conv"`` (a small CNN: the hybrid ViT) or ``"shifted"`` (shifted patch
-    tokenization, for small data sets).
+    tokenization, for small data sets); ``vitlib.stems.STEMS`` lists them. ``custom_gradients=True`` builds the
+    same model with :mod:`vitlib.fast`'s LayerNorm and GELU: equal outputs, faster training on TensorFlow.
     """
     config = ViTConfig.from_variant(
         variant, image_size=image_size, num_classes=num_classes, channels=channels, pos_embedding=pos_embedding,
         pool=pool, stem=stem, patch_size=patch_size, hidden_size=hidden_size, depth=depth, num_heads=num_heads,
         mlp_dim=mlp_dim, dropout=dropout, attention_dropout=attention_dropout, drop_path=drop_path,
-        attention_impl=attention_impl, classifier_activation=classifier_activation,
+        attention_impl=attention_impl, attention=attention, custom_gradients=custom_gradients,
+        classifier_activation=classifier_activation,
     )
     return VisionTransformer(config, name=name)
 

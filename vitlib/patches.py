@@ -8,8 +8,8 @@ row, and each patch is flattened as (row, column, channel), the same order as
 * ``"conv"``: a strided convolution whose kernel is the identity, one output channel per patch pixel;
 * ``"tf"``: TensorFlow's ``tf.image.extract_patches``, as in the source blog post (TensorFlow only).
 """
-import numpy as np
 import keras
+import numpy as np
 from keras import ops
 
 from vitlib import _checks

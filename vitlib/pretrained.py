@@ -74,7 +74,8 @@ def detect_format(weights):
     if "embedding/kernel" in weights:
         return "npz"
     sample = ", ".join(sorted(weights)[:5])
-    raise ValueError(f"Not a ViT checkpoint that vitlib can read (tensor names start {sample} ...). Expected Hugging Face names ('vit.embeddings.cls_token', ...), timm "
+    raise ValueError(f"Not a ViT checkpoint that vitlib can read (tensor names start {sample} ...). Expected Hugging "
+                     "Face names ('vit.embeddings.cls_token', ...), timm "
                      "names ('patch_embed.proj.weight', 'blocks.0.attn.qkv.weight', ...) or the official .npz names "
                      "('embedding/kernel', 'Transformer/encoderblock_0/...').")
 

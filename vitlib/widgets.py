@@ -4,7 +4,6 @@ import io
 
 import ipywidgets as widgets
 import numpy as np
-
 from matplotlib.figure import Figure
 
 from vitlib.analysis import attention_rollout, rollout_map

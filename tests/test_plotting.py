@@ -1,0 +1,94 @@
+"""Every figure function: a Figure with the expected axes and the data it was given, and a clear error for bad input."""
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+
+import vitlib
+from vitlib import plotting
+
+RNG = np.random.default_rng(0)
+IMAGE = RNG.random((8, 8, 3)).astype("float32")
+
+
+def images_shown(fig):
+    return [im.get_array() for ax in fig.axes for im in ax.get_images()]
+
+
+def test_patch_figure_shows_the_image_the_token_matrix_and_the_first_tokens():
+    fig = plotting.patch_figure(IMAGE, 4, max_tokens=4)
+    assert isinstance(fig, Figure) and len(fig.axes) == 2 + 4  # image with grid, token matrix, 4 tokens
+    shown = images_shown(fig)
+    np.testing.assert_allclose(shown[0], IMAGE)
+    np.testing.assert_allclose(shown[1], vitlib.extract_patches(IMAGE[None], 4)[0])  # (4 tokens, 48 values)
+    assert fig.axes[0].get_title() == "2x2 = 4 patches of 4x4"
+
+
+def test_similarity_grid_has_one_map_per_patch_on_one_scale():
+    sim = vitlib.analysis.position_similarity(vitlib.sincos_2d((3, 3), 16), (3, 3), num_prefix_tokens=0)
+    fig = plotting.similarity_grid_figure(sim, vmin=-1)
+    maps = [ax for ax in fig.axes if ax.get_images()]
+    assert len(maps) == 9
+    np.testing.assert_allclose(maps[4].get_images()[0].get_array(), sim[1, 1])
+    assert maps[0].get_images()[0].get_clim() == (-1, 1)
+
+
+def test_attention_figures_draw_the_given_weights_and_maps():
+    weights = np.full((3, 3), 1 / 3)
+    fig = plotting.attention_matrix_figure(weights, labels=["cls", "1", "2"])
+    np.testing.assert_allclose(images_shown(fig)[0], weights)
+    heat = RNG.random((2, 2))
+    fig = plotting.attention_on_image_figure(IMAGE[..., :1], heat)
+    assert sum(1 for a in images_shown(fig) if a.shape == (2, 2)) == 2  # under the image, and alone
+    fig = plotting.attention_distance_figure(RNG.random((2, 3, 4)), 16, baseline=RNG.random((3, 4)), uniform=5.0)
+    points = [c.get_offsets() for c in fig.axes[0].collections]
+    assert len(points) == 4 * 2 + 1  # 4 heads x 2 seeds, and the baseline
+    assert fig.axes[0].get_lines()[0].get_ydata()[0] == 5.0
+
+
+def test_distance_curve_shows_the_mean_and_the_spread_over_seeds():
+    values = np.array([[0.2, 0.0, -0.1], [0.4, 0.2, -0.1]])
+    fig = plotting.distance_curve_figure({"trained": ([1, 2, 3], values), "untrained": ([1, 2, 3], np.zeros(3))})
+    lines = fig.axes[0].get_lines()
+    np.testing.assert_allclose(lines[0].get_ydata(), [0.3, 0.1, -0.1])
+    assert lines[0].get_label() == "trained (2 seeds)" and lines[1].get_label() == "untrained"
+
+
+def test_filter_and_image_grids():
+    kernel = RNG.normal(size=(2, 2, 3, 5))
+    fig = plotting.filters_figure(kernel, max_filters=4, columns=2)
+    shown = images_shown(fig)
+    assert len(shown) == 4 and all(a.min() >= 0 and a.max() <= 1 for a in shown)
+    fig = plotting.filter_components_figure(RNG.random((3, 2, 2, 1)), explained=[0.5, 0.3, 0.2])
+    assert [ax.get_title() for ax in fig.axes if ax.get_images()] == ["50%", "30%", "20%"]
+    fig = plotting.examples_figure({"a": RNG.random((3, 4, 4, 1)), "b": RNG.random((2, 4, 4, 1))})
+    assert len(images_shown(fig)) == 5
+
+
+def test_training_figures():
+    history = {"loss": [2.0, 1.0], "val_loss": [2.5, 1.5], "accuracy": [0.5, 0.8]}
+    fig = plotting.history_figure(history)
+    np.testing.assert_allclose(fig.axes[0].get_lines()[1].get_ydata(), [2.5, 1.5])
+    fig = plotting.confusion_matrix_figure([0, 1, 1], [0, 1, 0], class_names=["a", "b"])
+    np.testing.assert_array_equal(images_shown(fig)[0], [[1, 0], [1, 1]])
+    fig = plotting.bar_figure(["x", "y"], [1, 2], "v", "t", reference=[2, 2])
+    assert [p.get_height() for p in fig.axes[0].patches] == [1, 2, 2, 2]
+
+
+@pytest.mark.parametrize("call,message", [
+    (lambda: plotting.patch_figure(IMAGE[None], 4), r"one \(height, width, channels\) image, got shape \(1, 8, 8, 3\)"),
+    (lambda: plotting.patch_figure(IMAGE, 3), r"not divisible by patch size 3"),
+    (lambda: plotting.similarity_grid_figure(np.zeros((4, 4))), r"\(rows, cols, rows, cols\), got shape \(4, 4\)"),
+    (lambda: plotting.attention_matrix_figure(np.zeros((1, 2, 3, 3))), r"one \(queries, keys\) matrix.*weights\[0, 0\]"),
+    (lambda: plotting.attention_matrix_figure(np.zeros((3, 3)), labels=["a"]), r"1 labels for 3 tokens"),
+    (lambda: plotting.attention_on_image_figure(IMAGE, np.zeros((1, 2, 2))), r"\(rows, cols\) map.*heat\[0\]"),
+    (lambda: plotting.attention_distance_figure(np.zeros(3)), r"\(layers, heads\) or \(seeds, layers, heads\)"),
+    (lambda: plotting.distance_curve_figure({"m": ([1, 2], [0.1, 0.2, 0.3])}), r"'m': 3 values per seed for 2 distances"),
+    (lambda: plotting.filters_figure(np.zeros((48, 8))), r"\(P, P, C, D\).*Reshape a Dense kernel"),
+    (lambda: plotting.filter_components_figure(np.zeros((3, 4))), r"\(k, P, P, C\) images"),
+    (lambda: plotting.history_figure("runs/digits/history.csv"), r"read_history\(path\)"),
+    (lambda: plotting.confusion_matrix_figure([0, 1], np.zeros((2, 10))), r"argmax\(logits, -1\)"),
+    (lambda: plotting.bar_figure(["a", "b"], [1], "v", "t"), r"2 names but 1 values"),
+])
+def test_figures_refuse_bad_input_clearly(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()

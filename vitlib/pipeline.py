@@ -1,0 +1,49 @@
+"""Input pipelines and augmentation: how images reach the model during training.
+
+``make_pipeline`` is the ``tf.data`` side (shuffle, per-epoch random changes such as the translated digits' new
+places, batch, prefetch), so it lives here at the edge; ``augmentation`` is Keras layers inside the model.
+"""
+import numpy as np
+
+from vitlib import _checks
+
+AUGMENTATIONS = ("none", "basic", "strong")  # see augmentation()
+
+
+def make_pipeline(images, labels, batch_size=128, num_classes=None, shuffle=False, seed=0, drop_remainder=False,
+                  map_fn=None):
+    """A ``tf.data`` pipeline: (shuffle) -> (map) -> batch -> prefetch. Labels become one-hot when ``num_classes``
+    is given (needed for label smoothing). ``map_fn(image, random)`` changes each image with a fresh random int64
+    every time the pipeline is iterated (every epoch), reproducibly from ``seed`` (e.g. ``Dataset.train_map``).
+    TensorFlow-specific, so it lives here at the edge."""
+    import tensorflow as tf
+
+    y = labels if num_classes is None else np.eye(num_classes, dtype="float32")[labels]
+    ds = tf.data.Dataset.from_tensor_slices((images, y))
+    if shuffle:
+        ds = ds.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
+    if map_fn is not None:
+        randoms = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+        ds = tf.data.Dataset.zip(ds, randoms).map(lambda xy, r: (map_fn(xy[0], r), xy[1]),
+                                                   num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
+
+
+def augmentation(kind="basic", flip=True, translate=0.1, seed=0):
+    """Augmentation as Keras layers, applied inside the model (so on the accelerator) and only in training.
+
+    ``"none"``; ``"basic"``: random shifts (the padding-and-crop of CIFAR recipes, without changing the
+    size) and horizontal flips; ``"strong"``: basic plus RandAugment (Cubuk et al. 2020).
+    """
+    import keras
+
+    _checks.choice("augmentation", kind, AUGMENTATIONS)
+    layers = []
+    if kind != "none":
+        layers.append(keras.layers.RandomTranslation(translate, translate, fill_mode="constant",
+                                                     interpolation="nearest", seed=seed))
+        if flip:
+            layers.append(keras.layers.RandomFlip("horizontal", seed=seed))
+    if kind == "strong":
+        layers.append(keras.layers.RandAugment(value_range=(0, 1), num_ops=2, factor=0.5, seed=seed))
+    return keras.Sequential(layers or [keras.layers.Identity()], name=f"augment_{kind}")

@@ -1,0 +1,168 @@
+"""Stems: images (B, H, W, C) -> tokens (B, N, D), N = (H/P)·(W/P), the first step of Eq. 1 of Dosovitskiy et al.
+(2021), z0 = [x_class; x_p^1 E; ...; x_p^N E] + E_pos: the x_p E part.
+
+``STEMS`` is the registry: ``build_vit(stem=name)``, ``ViTConfig`` checks and the CLI's ``--stem`` choices all read
+it. A new stem is a :class:`TokenStem` subclass registered with ``@register_stem("name")`` (CONTRIBUTING.md).
+"""
+import math
+import re
+
+import keras
+from keras import layers, ops
+
+from vitlib import _checks
+from vitlib.fast import norm_layer
+from vitlib.patches import Patches, patch_grid
+
+STEMS = {}  # name -> TokenStem subclass
+
+
+def register_stem(name):
+    """Class decorator: make a :class:`TokenStem` subclass available as ``stem=name`` (and as a Keras
+    serializable class, so that saved models load it)."""
+    def register(cls):
+        STEMS[name] = keras.saving.register_keras_serializable(package="vitlib")(cls)
+        return cls
+
+    return register
+
+
+def layer_name(cls):
+    """The name a stem's layer gets inside a ViT: ``PatchEmbedding`` -> ``"patch_embedding"``."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", cls.__name__).lower()
+
+
+class TokenStem(layers.Layer):
+    """What every stem shares: images (B, H, W, C) -> tokens (B, N, D), with N = (H/P)·(W/P) whatever happens in
+    between. ``custom_gradients``: use :mod:`vitlib.fast`'s LayerNorm where a stem normalises (TensorFlow only)."""
+
+    def __init__(self, hidden_size, patch_size, custom_gradients=False, **kwargs):
+        super().__init__(**kwargs)
+        self.hidden_size = _checks.positive_int("hidden_size", hidden_size)
+        self.patch_size = _checks.patch_size(patch_size)
+        self.custom_gradients = bool(custom_gradients)
+
+    def compute_output_shape(self, input_shape):
+        rows, cols = patch_grid(_checks.image_shape(input_shape)[:2], self.patch_size)
+        return (input_shape[0], rows * cols, self.hidden_size)
+
+    def get_config(self):
+        return {**super().get_config(), "hidden_size": self.hidden_size, "patch_size": self.patch_size,
+                "custom_gradients": self.custom_gradients}
+
+
+@register_stem("patch")
+class PatchEmbedding(TokenStem):
+    """Linear projection E of every flattened patch: (B, H, W, C) -> (B, N, D).
+
+    ``mode="conv"`` uses a Conv2D with kernel size = stride = P (fast, as in the paper's code);
+    ``mode="linear"`` flattens patches and applies a Dense layer (as in the paper's text). They are the
+    same function: the Conv2D kernel (P, P, C, D) is the Dense kernel (P·P·C, D) reshaped.
+    """
+
+    def __init__(self, hidden_size, patch_size, mode="conv", **kwargs):
+        super().__init__(hidden_size, patch_size, **kwargs)
+        patch_size = self.patch_size
+        self.mode = _checks.choice("patch embedding mode", mode, ("conv", "linear"))
+        if mode == "conv":
+            self.projection = layers.Conv2D(hidden_size, patch_size, strides=patch_size, name="projection")
+        else:
+            self.patches = Patches(patch_size, name="patches")
+            self.projection = layers.Dense(hidden_size, name="projection")
+
+    def build(self, input_shape):
+        h, w, c = _checks.image_shape(input_shape, f"Inputs of {self.name}")
+        self.grid_size = patch_grid((h, w), self.patch_size)
+        if self.mode == "conv":
+            self.projection.build(input_shape)
+        else:
+            self.projection.build((input_shape[0], None, self.patch_size**2 * c))
+
+    def call(self, images):
+        if self.mode == "conv":
+            x = self.projection(images)  # (B, rows, cols, D)
+            return ops.reshape(x, (-1, self.grid_size[0] * self.grid_size[1], self.hidden_size))
+        return self.projection(self.patches(images))  # (B, N, P·P·C) -> (B, N, D)
+
+    def get_config(self):
+        return {**super().get_config(), "mode": self.mode}
+
+
+@register_stem("conv")
+class ConvStem(TokenStem):
+    """Convolutional stem for a hybrid ViT: (B, H, W, C) -> (B, N, D) with the same N as patches.
+
+    The paper's hybrid models feed CNN feature maps to the transformer (Sec. 3.1, "Hybrid
+    Architecture"). This small stem, after Xiao et al. (2021), "Early convolutions help transformers
+    see better", stacks log2(P) stride-2 3x3 convolutions (BatchNorm, ReLU) and a 1x1 projection to D.
+    """
+
+    def __init__(self, hidden_size, patch_size, **kwargs):
+        super().__init__(hidden_size, patch_size, **kwargs)
+        steps = int(round(math.log2(patch_size)))
+        if 2**steps != patch_size:
+            raise ValueError(
+                f"stem='conv' halves the image log2(P) times, so the patch size must be a power of 2, "
+                f"got {patch_size}. Use patch size {2**steps} or {2**(steps + 1)}, or stem='patch'."
+            )
+        widths = [max(16, hidden_size // 2 ** (steps - i)) for i in range(steps)]
+        self.blocks = []
+        for i, width in enumerate(widths):
+            self.blocks += [
+                layers.Conv2D(width, 3, strides=2, padding="same", use_bias=False, name=f"conv_{i}"),
+                layers.BatchNormalization(name=f"norm_{i}"),
+                layers.ReLU(name=f"relu_{i}"),
+            ]
+        self.projection = layers.Conv2D(hidden_size, 1, name="projection")
+
+    def build(self, input_shape):
+        h, w, _ = _checks.image_shape(input_shape, f"Inputs of {self.name}")
+        self.grid_size = patch_grid((h, w), self.patch_size)
+        shape = tuple(input_shape)
+        for block in self.blocks + [self.projection]:
+            block.build(shape)
+            shape = block.compute_output_shape(shape)
+
+    def call(self, images, training=None):
+        x = images
+        for block in self.blocks:
+            x = block(x, training=training)
+        x = self.projection(x)
+        return ops.reshape(x, (-1, self.grid_size[0] * self.grid_size[1], self.hidden_size))
+
+
+@register_stem("shifted")
+class ShiftedPatchEmbedding(TokenStem):
+    """Shifted Patch Tokenization (Lee, Lee & Song 2021, "Vision Transformer for Small-Size Datasets"):
+    (B, H, W, C) -> (B, N, D), the same N as plain patches.
+
+    The image and four copies shifted diagonally by half a patch are stacked along the channels, so each
+    patch also sees a rim of its neighbours; the stacked patches are flattened, layer-normalised and
+    projected to D. The grid, the tokens and everything after them stay those of a plain ViT.
+    """
+
+    def __init__(self, hidden_size, patch_size, **kwargs):
+        super().__init__(hidden_size, patch_size, **kwargs)
+        if patch_size < 2:
+            raise ValueError(f"stem='shifted' shifts by half a patch, so the patch size must be at least 2, got {patch_size}.")
+        self.shift = patch_size // 2
+        self.patches = Patches(patch_size, name="patches")
+        self.norm = norm_layer(self.custom_gradients, name="norm")
+        self.projection = layers.Dense(hidden_size, name="projection")
+
+    def build(self, input_shape):
+        h, w, c = _checks.image_shape(input_shape, f"Inputs of {self.name}")
+        self.grid_size = patch_grid((h, w), self.patch_size)
+        features = self.patch_size**2 * 5 * c
+        self.norm.build((input_shape[0], None, features))
+        self.projection.build((input_shape[0], None, features))
+
+    def shifted(self, images):
+        """(B, H, W, C) -> (B, H, W, 5C): the image and its four diagonal shifts by P // 2 (zeros shifted in)."""
+        s, h, w = self.shift, images.shape[1], images.shape[2]
+        padded = ops.pad(images, [[0, 0], [s, s], [s, s], [0, 0]])
+        copies = [padded[:, s + dy: s + dy + h, s + dx: s + dx + w] for dy, dx in ((-s, -s), (-s, s), (s, -s), (s, s))]
+        return ops.concatenate([images, *copies], axis=-1)
+
+    def call(self, images):
+        return self.projection(self.norm(self.patches(self.shifted(images))))  # (B, N, P·P·5C) -> (B, N, D)
