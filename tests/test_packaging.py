@@ -60,7 +60,7 @@ def test_vitlib_works_without_the_notebook_packages():
     code = BLOCK_NOTEBOOK_PACKAGES + (
         "import vitlib, vitlib.training\n"
         "m = vitlib.build_vit(None, image_size=8, patch_size=4, hidden_size=8, depth=1, num_heads=2, mlp_dim=8, num_classes=3)\n"
-        "print(m(vitlib.data.load_dataset('digits').x_test[:2].repeat(3, -1)).shape)\n"
+        "print(tuple(m(vitlib.data.load_dataset('digits').x_test[:2].repeat(3, -1)).shape))\n"
         "try:\n    vitlib.plotting\nexcept ImportError as e:\n    print('plotting:', e)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
