@@ -85,3 +85,13 @@ def test_python_m_vitlib_reports_backend_and_devices():
     out = subprocess.run([sys.executable, "-m", "vitlib"], capture_output=True, text=True, timeout=300, check=True).stdout
     assert re.search(r"keras\s+3\.\d+.*backend: (tensorflow|jax|torch)", out)
     assert re.search(r"^GPUs\s+\S", out, re.M)
+
+
+def test_notebook_sources_hold_no_control_characters():
+    # A LaTeX "\alpha" written in a non-raw Python string becomes BEL + "lpha": the formula then renders wrong.
+    import json
+
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        for number, cell in enumerate(json.loads(path.read_text())["cells"]):
+            bad = sorted({hex(ord(c)) for c in "".join(cell["source"]) if ord(c) < 32 and c not in "\n\t"})
+            assert not bad, f"{path.name} cell {number}: control characters {bad}"
