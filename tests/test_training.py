@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_warmup_cosine_schedule_is_linear_then_the_cosine_of_its_formula():
     peak, final, total, warm = 1e-3, 1e-5, 100, 10
-    s = training.warmup_cosine(peak, total_steps=total, warmup_steps=warm, final=final)
+    s = training.WarmupCosine(peak, total_steps=total, warmup_steps=warm, final=final)
     lr = np.array([float(ops.convert_to_numpy(s(step))) for step in range(total + 1)])
     steps = np.arange(total + 1)
     progress = np.clip((steps - warm) / (total - warm), 0, 1)

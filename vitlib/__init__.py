@@ -1,7 +1,8 @@
 """vitlib: the Vision Transformer (Dosovitskiy et al. 2021) built one concept at a time, in Keras 3.
 
 Modules in reading order (CONTRIBUTING.md has the picture):
-patches -> embeddings -> attention -> encoder (+ fast) -> model -> costs -> data -> training -> analysis
+patches -> stems -> embeddings -> attention -> encoder (+ fast) -> model -> costs -> images, data, pipeline
+-> recipes, devices, distill, training -> analysis
 -> pretrained; plotting and widgets (matplotlib, ipywidgets) load only when used; exercises for the notebooks.
 """
 from vitlib._quiet import import_tensorflow_quietly

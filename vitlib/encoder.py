@@ -82,8 +82,12 @@ class EncoderBlock(layers.Layer):
     def __init__(self, num_heads, mlp_dim, dropout=0.0, attention_dropout=0.0, drop_path=0.0,
                  attention_impl="auto", attention="mhsa", custom_gradients=False, **kwargs):
         super().__init__(**kwargs)
-        if isinstance(attention, type):  # a class: register it under its own name if it is not yet
-            attention = next((k for k, v in ATTENTIONS.items() if v is attention), None) or _unregistered(attention)
+        if isinstance(attention, type):  # a registered class: use its registered name (what get_config saves)
+            names = [name for name, cls in ATTENTIONS.items() if cls is attention]
+            if not names:
+                raise ValueError(f"The attention class {attention.__name__} is not registered: decorate it with "
+                                 f"@vitlib.attention.register_attention('name') and pass attention='name'.")
+            attention = names[0]
         self.attention_name = _checks.choice("attention", attention, tuple(ATTENTIONS))
         self.custom_gradients = bool(custom_gradients)
         self.num_heads = _checks.positive_int("num_heads", num_heads)
@@ -120,8 +124,3 @@ class EncoderBlock(layers.Layer):
                 "dropout": self.dropout_rate, "attention_dropout": self.attention_dropout,
                 "drop_path": self.drop_path, "attention_impl": self.attention_impl, "attention": self.attention_name,
                 "custom_gradients": self.custom_gradients}
-
-
-def _unregistered(cls):
-    raise ValueError(f"The attention class {cls.__name__} is not registered: decorate it with "
-                     f"@vitlib.attention.register_attention('name') and pass attention='name'.")

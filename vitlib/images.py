@@ -1,6 +1,8 @@
 """Images made or changed for the lessons: real sample photos (shipped with matplotlib and scikit-learn), a generated
 task whose label depends on *where* something is, and small images placed on a larger canvas (the translated digits).
 """
+import dataclasses
+
 import numpy as np
 
 from vitlib import _checks
@@ -122,7 +124,5 @@ def centred_on_canvas(dataset, canvas_size):
         raise ValueError(f"canvas_size={s} is smaller than the {h}x{w} images: use at least {max(h, w)}.")
     top, left = (s - h) // 2, (s - w) // 2
     pad = lambda x: np.pad(x, ((0, 0), (top, s - h - top), (left, s - w - left), (0, 0)))  # noqa: E731
-    import dataclasses
-
     return dataclasses.replace(dataset, name=f"{dataset.name} centred on {s}x{s}", x_train=pad(dataset.x_train),
                                x_val=pad(dataset.x_val), x_test=pad(dataset.x_test))

@@ -62,12 +62,11 @@ class PatchEmbedding(TokenStem):
 
     def __init__(self, hidden_size, patch_size, mode="conv", **kwargs):
         super().__init__(hidden_size, patch_size, **kwargs)
-        patch_size = self.patch_size
         self.mode = _checks.choice("patch embedding mode", mode, ("conv", "linear"))
         if mode == "conv":
-            self.projection = layers.Conv2D(hidden_size, patch_size, strides=patch_size, name="projection")
+            self.projection = layers.Conv2D(hidden_size, self.patch_size, strides=self.patch_size, name="projection")
         else:
-            self.patches = Patches(patch_size, name="patches")
+            self.patches = Patches(self.patch_size, name="patches")
             self.projection = layers.Dense(hidden_size, name="projection")
 
     def build(self, input_shape):
@@ -99,11 +98,11 @@ class ConvStem(TokenStem):
 
     def __init__(self, hidden_size, patch_size, **kwargs):
         super().__init__(hidden_size, patch_size, **kwargs)
-        steps = int(round(math.log2(patch_size)))
-        if 2**steps != patch_size:
+        steps = int(round(math.log2(self.patch_size)))
+        if 2**steps != self.patch_size:
             raise ValueError(
                 f"stem='conv' halves the image log2(P) times, so the patch size must be a power of 2, "
-                f"got {patch_size}. Use patch size {2**steps} or {2**(steps + 1)}, or stem='patch'."
+                f"got {self.patch_size}. Use patch size {2**steps} or {2**(steps + 1)}, or stem='patch'."
             )
         widths = [max(16, hidden_size // 2 ** (steps - i)) for i in range(steps)]
         self.blocks = []
@@ -143,10 +142,11 @@ class ShiftedPatchEmbedding(TokenStem):
 
     def __init__(self, hidden_size, patch_size, **kwargs):
         super().__init__(hidden_size, patch_size, **kwargs)
-        if patch_size < 2:
-            raise ValueError(f"stem='shifted' shifts by half a patch, so the patch size must be at least 2, got {patch_size}.")
-        self.shift = patch_size // 2
-        self.patches = Patches(patch_size, name="patches")
+        if self.patch_size < 2:
+            raise ValueError(f"stem='shifted' shifts by half a patch, so the patch size must be at least 2, "
+                             f"got {self.patch_size}.")
+        self.shift = self.patch_size // 2
+        self.patches = Patches(self.patch_size, name="patches")
         self.norm = norm_layer(self.custom_gradients, name="norm")
         self.projection = layers.Dense(hidden_size, name="projection")
 

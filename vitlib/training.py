@@ -45,12 +45,6 @@ class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
     def get_config(self):
         return {"peak": self.peak, "total_steps": self.total_steps, "warmup_steps": self.warmup_steps, "final": self.final}
 
-
-def warmup_cosine(peak, total_steps, warmup_steps=0, final=0.0):
-    """The recipes' learning rate schedule: a :class:`WarmupCosine`."""
-    return WarmupCosine(peak, total_steps, warmup_steps, final)
-
-
 def recipe_augmentation(config):
     """The in-model augmentation layers a :class:`TrainConfig` asks for."""
     return augmentation(config.augment, config.flip, config.translate, config.seed)
@@ -83,7 +77,7 @@ def compile_for_training(model, config, steps_per_epoch, loss=None, metrics=None
     """Compile any Keras classifier (logits out, one-hot labels in) with the recipe's optimiser and loss:
     AdamW, warm-up + cosine schedule, global gradient-norm clipping, cross-entropy with label smoothing
     (or ``loss``, such as a :class:`DistillationLoss`), accuracy (or ``metrics``)."""
-    schedule = warmup_cosine(config.learning_rate, config.epochs * steps_per_epoch, config.warmup_epochs * steps_per_epoch)
+    schedule = WarmupCosine(config.learning_rate, config.epochs * steps_per_epoch, config.warmup_epochs * steps_per_epoch)
     model.compile(
         optimizer=keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay, global_clipnorm=config.clip_norm),
         loss=loss or keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=config.label_smoothing),
