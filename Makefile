@@ -29,8 +29,8 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check vitlib tests scripts benchmarks
 
 test-backends: $(VENV)/.installed-dev
-	KERAS_BACKEND=jax $(PYTEST) -n 2 --dist loadscope -m "not tensorflow_only" tests
-	KERAS_BACKEND=torch $(PYTEST) -n 2 --dist loadscope -m "not tensorflow_only" tests
+	KERAS_BACKEND=jax $(PYTEST) -n 2 --dist loadscope -m "not tensorflow_only and not backend_independent" tests
+	KERAS_BACKEND=torch $(PYTEST) -n 2 --dist loadscope -m "not tensorflow_only and not backend_independent" tests
 
 # Re-run every notebook top to bottom and save it with its outputs (deterministic: seeds are fixed).
 notebooks: $(VENV)/.installed-dev

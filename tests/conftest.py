@@ -28,3 +28,5 @@ def _fresh_keras_session():
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "tensorflow_only: needs TensorFlow as the Keras backend (notebooks, browser)")
+    config.addinivalue_line("markers", "backend_independent: uses no Keras backend (files, packaging, NumPy, tf.data "
+                                       "loaders, figures): run once, in the TensorFlow stage")

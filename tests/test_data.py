@@ -6,6 +6,7 @@ from keras import ops
 from vitlib import data
 
 
+@pytest.mark.backend_independent
 def test_digits_load_with_disjoint_stratified_splits():
     ds = data.load_dataset("digits")
     assert ds.image_shape == (8, 8, 1) and ds.num_classes == 10
@@ -19,6 +20,7 @@ def test_digits_load_with_disjoint_stratified_splits():
     assert "train" in repr(ds)
 
 
+@pytest.mark.backend_independent
 def test_validation_images_can_join_the_training_split():
     ds = data.load_dataset("digits")
     final = ds.with_validation_in_training()
@@ -29,17 +31,20 @@ def test_validation_images_can_join_the_training_split():
     assert len(ds.y_val) == 143  # the original is unchanged
 
 
+@pytest.mark.backend_independent
 def test_same_seed_same_split_other_seed_other_split():
     a, b, c = data.load_dataset("digits", seed=0), data.load_dataset("digits", seed=0), data.load_dataset("digits", seed=1)
     np.testing.assert_array_equal(a.y_test, b.y_test)
     assert not np.array_equal(a.x_test, c.x_test)
 
 
+@pytest.mark.backend_independent
 def test_position_dataset_is_embedded():
     ds = data.load_dataset("position")
     assert ds.image_shape == (32, 32, 1) and ds.class_names[0] == "top-left"
 
 
+@pytest.mark.backend_independent
 def test_unknown_dataset_and_bad_fractions_are_refused():
     with pytest.raises(ValueError, match="Unknown dataset name 'imagenet'.*'cifar10'"):
         data.load_dataset("imagenet")
@@ -47,6 +52,7 @@ def test_unknown_dataset_and_bad_fractions_are_refused():
         data.load_dataset("digits", validation_fraction=0.0)
 
 
+@pytest.mark.backend_independent
 def test_offline_download_fails_with_a_clear_message(monkeypatch):
     def offline():
         raise Exception("URL fetch failure on https://...: None -- [Errno -3] Temporary failure in name resolution")
@@ -56,6 +62,7 @@ def test_offline_download_fails_with_a_clear_message(monkeypatch):
         data.load_dataset("cifar10")
 
 
+@pytest.mark.backend_independent
 def test_cached_keras_dataset_is_scaled_and_split(monkeypatch):
     rng = np.random.default_rng(0)
     train = (rng.integers(0, 256, (500, 28, 28), dtype=np.uint8), rng.integers(0, 10, 500).astype(np.uint8))
@@ -85,6 +92,7 @@ def test_augmentation_only_acts_in_training():
         data.augmentation("heavy")
 
 
+@pytest.mark.backend_independent
 def test_translated_digits_are_the_digits_at_fixed_seeded_places_on_the_canvas():
     plain = data.load_dataset("digits", seed=3)
     moved = data.load_dataset("translated_digits", seed=3, canvas_size=12)
@@ -103,6 +111,7 @@ def test_translated_digits_are_the_digits_at_fixed_seeded_places_on_the_canvas()
     assert found == len(plain.x_test)
 
 
+@pytest.mark.backend_independent
 def test_placement_offsets_are_multiples_of_the_step_and_fit():
     digits = np.ones((500, 8, 8, 1), "float32")
     canvases, offsets = data.place_digits(digits, canvas_size=16, step=2, seed=0)
@@ -110,6 +119,7 @@ def test_placement_offsets_are_multiples_of_the_step_and_fit():
     np.testing.assert_array_equal(canvases.sum(axis=(1, 2, 3)), 64)
 
 
+@pytest.mark.backend_independent
 def test_training_pipeline_moves_each_digit_anew_every_epoch_and_reproducibly():
     ds = data.load_dataset("translated_digits", canvas_size=16)
     x, y = ds.x_train[:16], ds.y_train[:16]
@@ -128,6 +138,7 @@ def test_training_pipeline_moves_each_digit_anew_every_epoch_and_reproducibly():
     np.testing.assert_array_equal(untouched, ds.x_test[:4])  # no map: images as stored
 
 
+@pytest.mark.backend_independent
 def test_centred_digits_sit_in_the_middle_of_the_canvas():
     plain = data.load_dataset("digits")
     centred = data.centred_on_canvas(plain, 12)
@@ -143,6 +154,7 @@ def test_centred_digits_sit_in_the_middle_of_the_canvas():
     (lambda: data.load_dataset("translated_digits", step=0), "step must be a positive integer"),
     (lambda: data.centred_on_canvas(data.load_dataset("digits"), 4), "canvas_size=4 is smaller"),
 ])
+@pytest.mark.backend_independent
 def test_bad_translated_digits_parameters_are_refused_clearly(call, message):
     with pytest.raises(ValueError, match=message):
         call()

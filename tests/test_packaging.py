@@ -5,6 +5,8 @@ import sys
 import tomllib
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -19,6 +21,7 @@ def environment_pip_list():
     return [i for i in items if not i.startswith("-e")]
 
 
+@pytest.mark.backend_independent
 def test_environment_yml_installs_the_same_packages_as_pyproject():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     deps, extras = project["dependencies"], project["optional-dependencies"]
@@ -28,6 +31,7 @@ def test_environment_yml_installs_the_same_packages_as_pyproject():
     assert {"nbval", "nbformat", "nbclient", "pytest", "ruff"} <= names(extras["dev"])
 
 
+@pytest.mark.backend_independent
 def test_every_third_party_import_of_vitlib_is_declared():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     declared = names(project["dependencies"] + project["optional-dependencies"]["lab"]
@@ -55,6 +59,7 @@ sys.meta_path.insert(0, Block())
 """
 
 
+@pytest.mark.backend_independent
 def test_vitlib_works_without_the_notebook_packages():
     # As after `pip install vitlib` without the lab extra: the core, data and training import and run.
     code = BLOCK_NOTEBOOK_PACKAGES + (
@@ -67,6 +72,7 @@ def test_vitlib_works_without_the_notebook_packages():
     assert out.stdout.splitlines() == ["(2, 3)", "plotting: matplotlib is blocked: not installed"]
 
 
+@pytest.mark.backend_independent
 def test_import_vitlib_leaves_plotting_and_widgets_for_later():
     code = ("import sys, vitlib; print([m for m in ('vitlib.plotting', 'vitlib.widgets', 'ipywidgets') if m in sys.modules]);"
             "vitlib.widgets; print('ipywidgets' in sys.modules)")
@@ -74,6 +80,7 @@ def test_import_vitlib_leaves_plotting_and_widgets_for_later():
     assert out.split() == ["[]", "True"]  # loaded on first use (Keras itself may import matplotlib when installed)
 
 
+@pytest.mark.backend_independent
 def test_ci_runs_the_readme_test_command():
     readme = (ROOT / "README.md").read_text()
     ci = (ROOT / ".ci" / "run").read_text()
@@ -87,6 +94,7 @@ def test_python_m_vitlib_reports_backend_and_devices():
     assert re.search(r"^GPUs\s+\S", out, re.M)
 
 
+@pytest.mark.backend_independent
 def test_notebook_sources_hold_no_control_characters():
     # A LaTeX "\alpha" written in a non-raw Python string becomes BEL + "lpha": the formula then renders wrong.
     import json

@@ -35,6 +35,7 @@ def test_explorer_refuses_a_patch_size_that_does_not_divide():
         widgets.patch_explorer(images, patch_size=10)
 
 
+@pytest.mark.backend_independent
 def test_sample_images_are_square_rgb_in_unit_range():
     for name in vitlib.data.SAMPLE_IMAGES:
         image = vitlib.data.sample_image(name, 64)
@@ -44,6 +45,7 @@ def test_sample_images_are_square_rgb_in_unit_range():
         vitlib.data.sample_image("lena")
 
 
+@pytest.mark.backend_independent
 def test_position_task_puts_the_square_in_the_labelled_quadrant():
     images, labels = vitlib.data.position_task(200, image_size=32, noise=0.0, seed=1)
     assert images.shape == (200, 32, 32, 1) and set(labels) == {0, 1, 2, 3}
