@@ -1,3 +1,4 @@
+import keras
 import numpy as np
 import pytest
 from keras import ops
@@ -29,6 +30,17 @@ def test_every_stem_turns_images_into_one_token_per_patch_and_rebuilds_from_its_
     assert type(stem).from_config(config).get_config() == config
     with pytest.raises(ValueError, match="hidden_size"):
         type(stem)(0, 4)
+
+
+def test_conv_stem_batch_statistics_forget_their_start_within_a_short_run():
+    stem = vitlib.ConvStem(32, 4)
+    images = np.full((8, 8, 8, 1), 3.0, "float32")
+    for _ in range(50):  # 50 training steps: with momentum 0.9 the running mean is 99.5 % of the way there
+        stem(images, training=True)
+    norms = [layer for layer in stem.blocks if isinstance(layer, keras.layers.BatchNormalization)]
+    assert [layer.momentum for layer in norms] == [0.9, 0.9]
+    batch = ops.convert_to_numpy(ops.mean(stem.blocks[0](images), axis=(0, 1, 2)))
+    np.testing.assert_allclose(ops.convert_to_numpy(norms[0].moving_mean), batch, rtol=0.01, atol=1e-4)
 
 
 def test_conv_stem_gives_one_token_per_patch_and_refuses_non_power_of_two():

@@ -21,6 +21,8 @@ RIGHT = {
     "06.label_smoothing": 0.91,
     "07.uniform_distance": 23.25,
     "07.rollout_self": 0.5,
+    "08.new_positions": 901,
+    "08.repeats": 49.2,
 }
 WRONG = {
     "01.tokens": 588,  # the source text's count
@@ -38,6 +40,8 @@ WRONG = {
     "06.label_smoothing": 0.9,
     "07.uniform_distance": 26.16,  # left out the 9 pairs of a patch with itself
     "07.rollout_self": 0.0,
+    "08.new_positions": 900,  # forgot the class token
+    "08.repeats": 0.5,  # steps / images
 }
 
 

@@ -6,6 +6,8 @@ from matplotlib.figure import Figure
 import vitlib
 from vitlib import plotting
 
+pytestmark = pytest.mark.backend_independent
+
 RNG = np.random.default_rng(0)
 IMAGE = RNG.random((8, 8, 3)).astype("float32")
 
@@ -74,6 +76,21 @@ def test_training_figures():
     assert [p.get_height() for p in fig.axes[0].patches] == [1, 2, 2, 2]
 
 
+def test_scaling_figure_draws_each_models_means_against_the_fraction_with_min_max_bars():
+    from vitlib import experiments
+
+    rows = [{"model": m, "fraction": f, "test_accuracy": a}
+            for m, f, a in [("cnn", 1.0, 0.9), ("cnn", 1.0, 1.0), ("cnn", 0.1, 0.5), ("cnn", 0.1, 0.7),
+                            ("vit", 0.1, 0.4), ("vit", 0.1, 0.4), ("vit", 1.0, 0.8), ("vit", 1.0, 0.9)]]
+    fig = plotting.scaling_figure(experiments.summarise(rows))
+    ax = fig.axes[0]
+    lines = [line for line in ax.get_lines() if line.get_marker() == "o"]
+    np.testing.assert_allclose(lines[0].get_xdata(), [0.1, 1.0])
+    np.testing.assert_allclose(lines[0].get_ydata(), [0.6, 0.95])
+    np.testing.assert_allclose(lines[1].get_ydata(), [0.4, 0.85])
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["cnn", "vit"] and ax.get_xscale() == "log"
+
+
 @pytest.mark.parametrize("call,message", [
     (lambda: plotting.patch_figure(IMAGE[None], 4), r"one \(height, width, channels\) image, got shape \(1, 8, 8, 3\)"),
     (lambda: plotting.patch_figure(IMAGE, 3), r"not divisible by patch size 3"),
@@ -88,6 +105,7 @@ def test_training_figures():
     (lambda: plotting.history_figure("runs/digits/history.csv"), r"read_history\(path\)"),
     (lambda: plotting.confusion_matrix_figure([0, 1], np.zeros((2, 10))), r"argmax\(logits, -1\)"),
     (lambda: plotting.bar_figure(["a", "b"], [1], "v", "t"), r"2 names but 1 values"),
+    (lambda: plotting.scaling_figure([{"model": "a", "mean": 1}]), r"experiments.summarise\(rows, by=\('model', 'fraction'\)\)"),
 ])
 def test_figures_refuse_bad_input_clearly(call, message):
     with pytest.raises(ValueError, match=message):

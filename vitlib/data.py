@@ -69,6 +69,14 @@ class Dataset:
                                    y_train=np.concatenate([self.y_train, self.y_val]),
                                    x_val=self.x_val[:0], y_val=self.y_val[:0])
 
+    def resized(self, image_size):
+        """The same data set with every image resized to ``image_size`` (bilinear; e.g. 16: digits at twice their
+        resolution, for fine-tuning at a new resolution)."""
+        from vitlib.resolution import resize_images
+
+        return dataclasses.replace(self, **{f"x_{split}": resize_images(getattr(self, f"x_{split}"), image_size)
+                                            for split in ("train", "val", "test")})
+
     def __repr__(self):
         return (f"Dataset({self.name!r}: images {self.image_shape}, {self.num_classes} classes, "
                 f"train {len(self.y_train)}, validation {len(self.y_val)}, test {len(self.y_test)})")

@@ -133,6 +133,18 @@ EXERCISES = {
         "Rollout uses 0.5 * A + 0.5 * I per layer: the attention row puts 1 on patch 5, the identity puts 1 on "
         "the class token itself.",
     ),
+    "08.new_positions": Exercise(
+        "ViT-B/16 trained at 224x224 is fine-tuned at 480x480. How many rows has its position embedding table "
+        "then, the class token's included?", 30 * 30 + 1,
+        "The patch size stays 16, so the grid grows: count the patches of a 480x480 image (480 / 16 per side, "
+        "squared) and add the class token's row, which is kept as it is.",
+    ),
+    "08.repeats": Exercise(
+        "A run takes 100 steps of 64 images from 130 training images. How many times does it see each image, on "
+        "average (to 1 decimal)?", lambda a: _near(a, 100 * 64 / 130, 0.051),
+        "Every step takes 64 images, so the run takes 100 x 64 images in all; divide by the number of distinct "
+        "images.",
+    ),
 }
 
 

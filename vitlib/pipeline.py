@@ -11,8 +11,9 @@ AUGMENTATIONS = ("none", "basic", "strong")  # see augmentation()
 
 
 def make_pipeline(images, labels, batch_size=128, num_classes=None, shuffle=False, seed=0, drop_remainder=False,
-                  map_fn=None):
-    """A ``tf.data`` pipeline: (shuffle) -> (map) -> batch -> prefetch. Labels become one-hot when ``num_classes``
+                  map_fn=None, repeat=False):
+    """A ``tf.data`` pipeline: (shuffle) -> (map) -> (repeat) -> batch -> prefetch. ``repeat=True``: endless, each
+    pass reshuffled (for a budget in steps rather than epochs). Labels become one-hot when ``num_classes``
     is given (needed for label smoothing). ``map_fn(image, random)`` changes each image with a fresh random int64
     every time the pipeline is iterated (every epoch), reproducibly from ``seed`` (e.g. ``Dataset.train_map``).
     TensorFlow-specific, so it lives here at the edge."""
@@ -26,6 +27,8 @@ def make_pipeline(images, labels, batch_size=128, num_classes=None, shuffle=Fals
         randoms = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
         ds = tf.data.Dataset.zip(ds, randoms).map(lambda xy, r: (map_fn(xy[0], r), xy[1]),
                                                    num_parallel_calls=tf.data.AUTOTUNE)
+    if repeat:
+        ds = ds.repeat()
     return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
 
 

@@ -128,6 +128,30 @@ def history_figure(history, title="learning curves"):
     return fig
 
 
+def scaling_figure(summary, x="fraction", value="test accuracy", title="test accuracy against training data",
+                   xlabel="fraction of the training images"):
+    """One line per model with error bars: ``summary`` is :func:`vitlib.experiments.summarise`'s list of dicts
+    (keys ``model``, ``x``, ``mean``, ``std``, ``min``, ``max``); bars span each group's min..max, the dot its mean."""
+    if not summary or any(k not in row for row in summary for k in ("model", x, "mean", "min", "max")):
+        raise ValueError(f"summary must be vitlib.experiments.summarise(rows, by=('model', {x!r})): a non-empty list "
+                         f"of dicts with the keys model, {x}, mean, min and max.")
+    fig = Figure(figsize=(7, 4), layout="constrained")
+    ax = fig.add_subplot()
+    for name in dict.fromkeys(row["model"] for row in summary):
+        rows = sorted((row for row in summary if row["model"] == name), key=lambda row: row[x])
+        xs, means = np.array([row[x] for row in rows]), np.array([row["mean"] for row in rows])
+        spread = np.array([[m - row["min"] for m, row in zip(means, rows)], [row["max"] - m for m, row in zip(means, rows)]])
+        spread = np.clip(spread, 0, None)  # equal values: mean - min may round to -1e-17
+        ax.errorbar(xs, means, yerr=spread, marker="o", capsize=3, label=name)
+    ax.set_xscale("log")
+    ticks = sorted({row[x] for row in summary})
+    ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    ax.minorticks_off()
+    ax.set(xlabel=xlabel, ylabel=value, title=title)
+    ax.legend()
+    return fig
+
+
 def confusion_matrix_figure(y_true, y_pred, class_names=None, title="confusion matrix (test split)"):
     """Counts of (true class, predicted class), with the counts written in the cells."""
     if np.shape(y_true) != np.shape(y_pred):

@@ -34,6 +34,9 @@ class TrainConfig:
     distill_temperature: float = 2.0
     keep: str = "best"              # the model tested at the end: "best" (by validation accuracy) or "last" epoch
     train_on_validation: bool = False  # once a recipe is fixed: train on the validation images too (keep="last")
+    image_size: int = None          # resize every image to this size first (e.g. 16: digits at twice their resolution)
+    init_from: str = None           # a saved vitlib ViT (.keras) to fine-tune: its architecture replaces `model`
+    pos_resize: str = "bilinear"    # init_from at a new size: how its position embeddings reach the new grid
 
     def __post_init__(self):
         for name in ("epochs", "batch_size"):
@@ -42,6 +45,9 @@ class TrainConfig:
         _checks.choice("strategy", self.strategy, STRATEGIES)
         _checks.choice("augment", self.augment, AUGMENTATIONS)
         _checks.choice("keep", self.keep, ("best", "last"))
+        _checks.choice("pos_resize", self.pos_resize, ("bilinear", "bicubic", "nearest", "reinit"))
+        if self.image_size is not None:
+            _checks.positive_int("image_size", self.image_size)
         if self.train_on_validation and self.keep != "last":
             raise ValueError(f"train_on_validation=True leaves no validation images to pick the best epoch by, but "
                              f"keep={self.keep!r}: use keep='last', or train_on_validation=False.")

@@ -109,7 +109,10 @@ class ConvStem(TokenStem):
         for i, width in enumerate(widths):
             self.blocks += [
                 layers.Conv2D(width, 3, strides=2, padding="same", use_bias=False, name=f"conv_{i}"),
-                layers.BatchNormalization(name=f"norm_{i}"),
+                # momentum 0.9 (PyTorch's and timm's default) rather than Keras' 0.99, whose running statistics
+                # still remember their start after a few hundred steps: a short run then tested at 44-58 % on digits
+                # (after 60 steps) instead of 85-94 %
+                layers.BatchNormalization(momentum=0.9, name=f"norm_{i}"),
                 layers.ReLU(name=f"relu_{i}"),
             ]
         self.projection = layers.Conv2D(hidden_size, 1, name="projection")

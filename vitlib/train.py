@@ -1,9 +1,11 @@
 """Command line: ``python -m vitlib.train --dataset digits --epochs 30 --out runs/digits``.
 
 Starts from the data set's recipe (see ``vitlib.training.RECIPES``); options override it. Run the same
-command again after an interruption to resume. Writes ``OUT/metrics.json``, ``OUT/best.keras`` (best
-validation accuracy) and ``OUT/last.keras`` (last epoch); ``--keep`` says which one is tested. The digits
-recipe trains its final run on the validation images too (``--no-train-on-validation`` holds them out).
+command again after an interruption to resume. ``--resume-from runs/digits/last.keras --image-size 16`` fine-tunes
+a saved model at a new resolution, its position embeddings interpolated (Sec. 3.2 of the paper).
+Writes ``OUT/metrics.json``, ``OUT/best.keras`` (best validation accuracy) and ``OUT/last.keras`` (last epoch);
+``--keep`` says which one is tested. The digits recipe trains its final run on the validation images too
+(``--no-train-on-validation`` holds them out).
 """
 import argparse
 import json
@@ -47,6 +49,13 @@ def main(argv=None):
     parser.add_argument("--pos-embedding", choices=list(embeddings.POSITION_EMBEDDINGS))
     parser.add_argument("--custom-gradients", action=argparse.BooleanOptionalAction,
                         help="LayerNorm and GELU with hand-written TensorFlow gradients (the recipes' default)")
+    parser.add_argument("--image-size", type=int,
+                        help="resize every image to N x N first (e.g. 16: the 8x8 digits at twice their resolution)")
+    parser.add_argument("--resume-from", metavar="MODEL.keras",
+                        help="fine-tune this saved vitlib ViT (its architecture replaces the recipe's); with "
+                             "--image-size at a new resolution, its position embeddings resized (Sec. 3.2)")
+    parser.add_argument("--pos-resize", choices=["bilinear", "bicubic", "nearest", "reinit"],
+                        help="--resume-from at a new size: interpolate the position embeddings, or start them anew")
     parser.add_argument("--verbose", type=int, default=2,
                         help="Keras fit verbosity: 0 silent, 1 progress bar, 2 one line per epoch")
     args = parser.parse_args(argv)
@@ -56,6 +65,8 @@ def main(argv=None):
     name = args.recipe or (args.dataset if args.dataset in training.RECIPES else "digits")
     overrides = {k: v for k, v in vars(args).items()
                  if v is not None and k not in ("recipe", "out", "variant", "verbose", "canvas_size", *MODEL_OPTIONS)}
+    if args.resume_from is not None:
+        overrides["init_from"] = overrides.pop("resume_from")
     if args.canvas_size is not None:
         overrides["dataset_options"] = {"canvas_size": args.canvas_size}
     if args.variant:
@@ -64,6 +75,11 @@ def main(argv=None):
     model_options = {k: getattr(args, k) for k in MODEL_OPTIONS if getattr(args, k) is not None}
     if model_options:
         overrides["model"] = {**overrides.get("model", {}), **model_options}
+    if args.resume_from is not None and (args.variant or model_options):
+        given = ", ".join(f"--{k.replace('_', '-')}" for k in ("variant", *MODEL_OPTIONS) if getattr(args, k) is not None)
+        print(f"error: {given} cannot change the architecture of --resume-from {args.resume_from}: leave "
+              f"{'it' if ',' not in given else 'them'} out (the saved model's architecture is used).", file=sys.stderr)
+        return 2
     try:
         config = training.recipe(name, **overrides)
         metrics = training.train(config, args.out or f"runs/{args.dataset}", verbose=args.verbose)

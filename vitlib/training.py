@@ -107,6 +107,22 @@ def _train_teacher(config, data, path, pipe, steps_per_epoch):
     return teacher, seconds, float(np.mean(np.argmax(predictions, -1) == data.y_test))
 
 
+def _initial_vit(config, data):
+    """The ViT a run starts from: built from ``config.model``, or the saved one of ``config.init_from`` moved to the
+    data's image size (position embeddings resized by ``config.pos_resize``; :mod:`vitlib.resolution`)."""
+    if config.init_from is None:
+        return build_vit(**{"image_size": data.image_shape[:2], "channels": data.image_shape[2],
+                            "num_classes": data.num_classes, **config.model})
+    from vitlib import resolution
+
+    saved = resolution.load_vit(config.init_from)
+    if (saved.config.channels, saved.config.num_classes) != (data.image_shape[2], data.num_classes):
+        raise ValueError(f"{config.init_from} takes {saved.config.channels}-channel images and has "
+                         f"{saved.config.num_classes} classes, but {data.name!r} has {data.image_shape[2]} and "
+                         f"{data.num_classes}: fine-tune it on a data set like the one it was trained on.")
+    return resolution.at_resolution(saved, data.image_shape[:2], config.pos_resize, config.seed)
+
+
 def train(config, out_dir="runs/digits", verbose="auto", data=None):
     """Train, keep the best model by validation accuracy and the last one, evaluate one of them (``config.keep``)
     once on the test split. With ``config.train_on_validation`` the validation images are trained on as well
@@ -132,6 +148,8 @@ def train(config, out_dir="runs/digits", verbose="auto", data=None):
     keras.config.set_dtype_policy(precision)
     try:
         data = data if data is not None else load_dataset(config.dataset, seed=config.seed, **config.dataset_options)
+        if config.image_size is not None:  # a new resolution (Sec. 3.2): every split resized, as a user would
+            data = data.resized(config.image_size)
         if config.train_on_validation:  # the recipe is fixed: its validation images become training images
             data = data.with_validation_in_training()
         strategy = resolve_strategy(config.strategy) if keras.backend.backend() == "tensorflow" else None
@@ -155,8 +173,7 @@ def train(config, out_dir="runs/digits", verbose="auto", data=None):
                 teacher, teacher_seconds, teacher_accuracy = _train_teacher(config, data, out / "teacher.keras", pipe,
                                                                             steps_per_epoch)
             keras.utils.set_random_seed(config.seed)  # the ViT starts the same with or without a teacher
-            vit = build_vit(**{"image_size": data.image_shape[:2], "channels": data.image_shape[2],
-                               "num_classes": data.num_classes, **config.model})
+            vit = _initial_vit(config, data)
             if config.distill:
                 model = distillation_model(vit, teacher, recipe_augmentation(config))
                 compile_for_training(model, config, steps_per_epoch, metrics=[student_accuracy(data.num_classes)],

@@ -1,0 +1,170 @@
+"""Small controlled experiments (notebook 08): several models, trained on fractions of a data set over seeds, with
+one budget rule for all, collected in a tidy table (one dict per run).
+
+The budget rule: every run takes the same number of optimiser steps of the same batch size, whatever the model
+and however many training images it has (a small fraction is seen many more times). The optimiser is the
+recipe's: AdamW, warm-up + cosine, label smoothing, gradient clipping (:func:`vitlib.training.compile_for_training`).
+
+    rows = run_grid({"ViT": lambda seed: vitlib.build_vit(...), "CNN": lambda seed: small_cnn(...)}, data,
+                    fractions=(0.1, 1.0), seeds=(0, 1, 2), steps=300)
+    summarise(rows, "test_accuracy", by=("model", "fraction"))
+
+:func:`train_run` is one run written out; :func:`run_grid` gives the same numbers (a test checks it) but compiles
+each model once and re-initialises it for every run, which saves TensorFlow's tracing of the training step (a few
+seconds a run on a CPU).
+"""
+import dataclasses
+import json
+import time
+
+import keras
+import numpy as np
+from keras import ops
+
+from vitlib import _checks
+from vitlib.pipeline import make_pipeline
+
+EVAL_BATCH = 512
+
+
+def fraction_of(data, fraction, seed=0):
+    """The data set with only ``fraction`` of its training images, the same share of every class (at least one
+    image each); validation and test splits unchanged. Smaller fractions are subsets of larger ones (same seed)."""
+    if not 0 < fraction <= 1:
+        raise ValueError(f"fraction must be in (0, 1], got {fraction!r}.")
+    rng = np.random.default_rng(seed)
+    per_class = [np.flatnonzero(data.y_train == c) for c in np.unique(data.y_train)]
+    keep = np.concatenate([rng.permutation(idx)[: max(1, round(fraction * len(idx)))] for idx in per_class])
+    keep.sort()
+    return dataclasses.replace(data, x_train=data.x_train[keep], y_train=data.y_train[keep])
+
+
+def budget(steps=300, batch_size=64, **recipe_overrides):
+    """The :class:`vitlib.recipes.TrainConfig` of every run: the digits recipe's optimiser, ``steps`` steps of
+    ``batch_size`` images, in 10 "epochs" of steps / 10 (for the schedule and the log; data repeats freely)."""
+    from vitlib.recipes import recipe
+
+    _checks.positive_int("steps", steps)
+    if steps % 10:
+        raise ValueError(f"steps must be a multiple of 10 (10 chunks of steps / 10), got {steps}.")
+    return recipe("digits", epochs=10, warmup_epochs=1, batch_size=batch_size, train_on_validation=False,
+                  keep="last", **recipe_overrides), steps // 10
+
+
+def _pipeline(data, config, seed):
+    return make_pipeline(data.x_train, data.y_train, config.batch_size, data.num_classes, shuffle=True, seed=seed,
+                         drop_remainder=True, map_fn=data.train_map, repeat=True)
+
+
+def accuracy(model, x, y):
+    """Accuracy on (x, y), the model called directly in batches (no traced predict step to build for every model)."""
+    if len(y) == 0:
+        return None
+    logits = np.concatenate([ops.convert_to_numpy(model(x[i:i + EVAL_BATCH], training=False))
+                             for i in range(0, len(x), EVAL_BATCH)])
+    return float(np.mean(np.argmax(logits, -1) == y))
+
+
+def train_run(build, data, seed=0, steps=300, batch_size=64, verbose=0, **recipe_overrides):
+    """One run, written out: seed, build the model, compile it with the recipe's optimiser, train ``steps`` steps,
+    test. ``build(seed)`` returns an uncompiled Keras classifier (logits) for ``data``'s images, drawing its initial
+    weights from Keras' global random state (seeded just before). ``recipe_overrides`` change the optimiser (e.g.
+    ``learning_rate=1e-3``). Returns its row and the trained model."""
+    from vitlib.training import compile_for_training
+
+    config, steps_per_epoch = budget(steps, batch_size, **recipe_overrides)
+    keras.utils.set_random_seed(seed)
+    model = compile_for_training(build(seed), config, steps_per_epoch)
+    start = time.perf_counter()
+    model.fit(_pipeline(data, config, seed), epochs=config.epochs, steps_per_epoch=steps_per_epoch, verbose=verbose,
+              shuffle=False)  # the pipeline shuffles
+    return _row(model, data, seed, time.perf_counter() - start), model
+
+
+def _row(model, data, seed, seconds):
+    return {"seed": seed, "train_images": len(data.y_train), "parameters": int(model.count_params()),
+            "val_accuracy": accuracy(model, data.x_val, data.y_val),
+            "test_accuracy": accuracy(model, data.x_test, data.y_test), "seconds": round(seconds, 2)}
+
+
+def _reset_optimizer(optimizer):
+    """Back to the state of a freshly built optimiser: step count and every slot (Adam's moments) zero."""
+    for variable in optimizer.variables:
+        variable.assign(ops.zeros(variable.shape, variable.dtype))
+
+
+_COMPILED = {}  # (architecture, budget) -> a compiled model, shared by all runs and calls of run_grid
+
+
+def run_grid(builders, data, fractions=(1.0,), seeds=(0, 1, 2), steps=300, batch_size=64, progress=True,
+             keep_models=False, **recipe_overrides):
+    """Train every model of ``builders`` (name -> ``build(seed)``, as for :func:`train_run`) on every fraction of
+    ``data``'s training images (:func:`fraction_of`, drawn with the run's seed) with every seed, under the same
+    budget. Returns a list of rows: ``model``, ``fraction``, ``seed``, ``train_images``, ``parameters``,
+    ``val_accuracy``, ``test_accuracy``, ``seconds`` (training only). ``progress``: True prints one line per model
+    when its runs are done, False nothing, a function ``progress(done, total, row)`` is called after each run.
+    ``recipe_overrides`` change the optimiser for every run (e.g. ``learning_rate=1e-3``). ``keep_models=True``
+    adds ``trained``, the trained model, to every row.
+
+    Each architecture is compiled once; every run starts from the weights ``build(seed)`` gives under its seed and
+    a fresh optimiser state, so the result equals :func:`train_run`'s (a test checks it).
+    """
+    from vitlib.training import compile_for_training
+
+    if not builders:
+        raise ValueError("builders is empty: give at least one name -> build() pair.")
+    for fraction in fractions:
+        if not 0 < fraction <= 1:
+            raise ValueError(f"fractions must be in (0, 1], got {fraction!r}.")
+    config, steps_per_epoch = budget(steps, batch_size, **recipe_overrides)
+    rows, total = [], len(builders) * len(fractions) * len(seeds)
+    for name, build in builders.items():
+        for seed in seeds:
+            keras.utils.set_random_seed(seed)
+            fresh = build(seed)  # this seed's initial weights
+            # Models of one architecture and budget share one compiled model: one traced training step.
+            key = (_architecture(fresh), steps, batch_size, json.dumps(recipe_overrides, sort_keys=True, default=str))
+            if key not in _COMPILED:
+                _COMPILED[key] = compile_for_training(build(seed), config, steps_per_epoch)
+            model, start_weights = _COMPILED[key], fresh.get_weights()
+            for k, fraction in enumerate(fractions):
+                part = fraction_of(data, fraction, seed)
+                model.set_weights(start_weights)
+                _reset_optimizer(model.optimizer)
+                keras.utils.set_random_seed(seed)
+                start = time.perf_counter()
+                model.fit(_pipeline(part, config, seed), epochs=config.epochs, steps_per_epoch=steps_per_epoch,
+                          verbose=0, shuffle=False)
+                row = {"model": name, "fraction": fraction, **_row(model, part, seed, time.perf_counter() - start)}
+                if keep_models:  # a model of its own with the trained weights (the compiled one trains on)
+                    row["trained"] = fresh if k == 0 else build(seed)
+                    row["trained"].set_weights(model.get_weights())
+                rows.append(row)
+                if callable(progress):
+                    progress(len(rows), total, row)
+        if progress is True:
+            mine = [r for r in rows if r["model"] == name]
+            print(f"{name}: {len(mine)} runs, {sum(r['seconds'] for r in mine):.0f} s; mean test accuracy "
+                  f"{np.mean([r['test_accuracy'] for r in mine]):.1%} ({len(rows)} of {total} runs done)", flush=True)
+    return rows
+
+
+def _architecture(model):
+    """A key equal for models that differ only in their weights: the class and the configuration."""
+    return type(model).__name__, json.dumps(model.get_config(), sort_keys=True, default=str)
+
+
+def summarise(rows, value="test_accuracy", by=("model", "fraction")):
+    """Mean, standard deviation (over the rows of a group, ddof=1), minimum, maximum and count of ``value`` per
+    group of the ``by`` keys, in order of first appearance: a list of dicts."""
+    groups = {}
+    for row in rows:
+        if value not in row or any(k not in row for k in by):
+            raise ValueError(f"rows need the keys {list(by)} and {value!r}; a row has {sorted(row)}.")
+        groups.setdefault(tuple(row[k] for k in by), []).append(row[value])
+    out = []
+    for key, values in groups.items():
+        v = np.asarray(values, float)
+        out.append({**dict(zip(by, key)), "mean": float(v.mean()), "std": float(v.std(ddof=1)) if len(v) > 1 else 0.0,
+                    "min": float(v.min()), "max": float(v.max()), "n": len(v)})
+    return out

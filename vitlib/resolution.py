@@ -1,0 +1,88 @@
+"""A new resolution, Sec. 3.2 of the paper: fine-tune a trained ViT on larger images with the same patch size.
+
+The patch grid grows (8x8 images in 2x2 patches: a 4x4 grid; 16x16 images: 8x8), so the patch embedding, the
+encoder and the head keep their weights, and only the position embeddings need a new table: the trained one
+interpolated in 2-D (``"bilinear"``, ``"bicubic"``, ``"nearest"``) or, as the naive alternative, a fresh random one
+(``"reinit"``). The paper's point: patch extraction and this interpolation are the only places where the 2-D
+structure of images is put into a ViT by hand.
+
+    big = vitlib.resolution.at_resolution(model, 16, "bicubic")    # then fine-tune big on 16x16 images
+"""
+import dataclasses
+
+import keras
+import numpy as np
+
+from vitlib import _checks
+from vitlib.embeddings import resize_position_embeddings
+from vitlib.model import VisionTransformer
+
+# How the position embeddings reach the new grid: name -> interpolation of resize_position_embeddings, or None for
+# a fresh random table (the naive alternative, what a model without Sec. 3.2's trick would have to learn again).
+POSITION_RESIZES = {"bilinear": "bilinear", "bicubic": "bicubic", "nearest": "nearest", "reinit": None}
+
+
+def at_resolution(model, image_size, method="bilinear", seed=0):
+    """A copy of the vitlib ViT ``model`` for images of ``image_size`` (an int or (height, width)), same patch size.
+
+    Every weight is copied unchanged except the learned position embeddings, which are resized to the new patch
+    grid by ``method`` (one of ``POSITION_RESIZES``; ``"reinit"`` keeps the new model's random table, drawn with
+    ``seed``). Fixed sin-cos tables are computed anew for the new grid. Returns the new model (not compiled).
+    """
+    if not isinstance(model, VisionTransformer):
+        raise ValueError(f"at_resolution needs a vitlib ViT (built by vitlib.build_vit or loaded from its .keras "
+                         f"file), got {type(model).__name__}.")
+    _checks.choice("position resize method", method, tuple(POSITION_RESIZES))
+    config = dataclasses.replace(model.config, image_size=image_size)  # checks that the patch size divides it
+    keras.utils.set_random_seed(seed)
+    new = VisionTransformer(config, name=model.name)
+    old_table = model.get_layer("position_embedding").embeddings
+    new_table = new.get_layer("position_embedding").embeddings
+    if len(model.weights) != len(new.weights):
+        raise ValueError(f"{model.name!r} has {len(model.weights)} weights but a ViT built from its config has "
+                         f"{len(new.weights)}: was it built by vitlib.build_vit?")
+    for source, target in zip(model.weights, new.weights):  # the same architecture: the same order
+        if target is new_table:
+            if not target.trainable or POSITION_RESIZES[method] is None:  # sin-cos: computed anew; "reinit": random
+                continue
+            value = resize_position_embeddings(keras.ops.convert_to_numpy(old_table), config.grid_size,
+                                               old_grid=model.config.grid_size,
+                                               num_prefix_tokens=int(config.pool == "token"),
+                                               interpolation=POSITION_RESIZES[method])
+        else:
+            value = keras.ops.convert_to_numpy(source)
+        target.assign(value)
+    return new
+
+
+def resize_images(images, image_size, interpolation="bilinear"):
+    """Images (n, H, W, C) resized to ``image_size`` (an int or (height, width)), as NumPy float32 in [0, 1]."""
+    images = np.asarray(images, "float32")
+    if images.ndim != 4:
+        raise ValueError(f"images must be (n, height, width, channels), got shape {images.shape}.")
+    size = _checks.int_pair("image_size", image_size)
+    if tuple(images.shape[1:3]) == size:
+        return images
+    if len(images) == 0:  # an empty split (e.g. no validation images)
+        return np.zeros((0, *size, images.shape[3]), "float32")
+    resized = keras.ops.image.resize(images, size, interpolation=interpolation, antialias=True)
+    return np.clip(keras.ops.convert_to_numpy(resized), 0.0, 1.0).astype("float32")
+
+
+def load_vit(path):
+    """A vitlib ViT from its ``.keras`` file, with a clear error for a missing, damaged or non-ViT file."""
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"No saved model at {str(path)!r}: give the .keras file a training run wrote (e.g. "
+                         "runs/digits/last.keras).")
+    try:
+        loaded = keras.saving.load_model(path)
+    except Exception as exc:  # zipfile, JSON or Keras deserialisation errors, depending on the damage
+        raise ValueError(f"Could not load {str(path)!r} as a Keras model ({type(exc).__name__}: {exc}); is it a "
+                         ".keras file saved by vitlib, and complete?") from exc
+    if not isinstance(loaded, VisionTransformer):
+        raise ValueError(f"{str(path)!r} holds a {type(loaded).__name__}, not a vitlib ViT: give a file saved from "
+                         "vitlib.build_vit's model (a training run's best.keras or last.keras).")
+    return loaded
