@@ -140,8 +140,8 @@ EXERCISES = {
         "squared) and add the class token's row, which is kept as it is.",
     ),
     "08.repeats": Exercise(
-        "A run takes 100 steps of 64 images from 130 training images. How many times does it see each image, on "
-        "average (to 1 decimal)?", lambda a: _near(a, 100 * 64 / 130, 0.051),
+        "A run takes 100 steps of 64 images from 129 training images. How many times does it see each image, on "
+        "average (to 1 decimal)?", lambda a: _near(a, 100 * 64 / 129, 0.051),
         "Every step takes 64 images, so the run takes 100 x 64 images in all; divide by the number of distinct "
         "images.",
     ),
