@@ -97,8 +97,7 @@ def test_run_grid_equals_separate_runs_and_learns():
     assert rows[0]["train_images"] == len(experiments.fraction_of(d, 0.25, 0).y_train)
     for row in rows[1:]:  # re-initialised in place, the compiled model trains exactly as a fresh one
         alone, _ = experiments.train_run(build, experiments.fraction_of(d, row["fraction"], row["seed"]), row["seed"], 60)
-        assert alone["test_accuracy"] == pytest.approx(row["test_accuracy"], abs=1 / 359)
-        assert alone["val_accuracy"] == pytest.approx(row["val_accuracy"], abs=1 / 143)
+        assert (alone["test_accuracy"], alone["val_accuracy"]) == (row["test_accuracy"], row["val_accuracy"])
     assert all(r["test_accuracy"] > 0.5 for r in rows if r["fraction"] == 1.0)  # 60 steps: far above chance (0.1)
     kept = experiments.run_grid({"again": build}, d, fractions=(0.25, 1.0), seeds=(1,), steps=60, keep_models=True)
     assert [r["test_accuracy"] for r in kept] == [r["test_accuracy"] for r in rows[2:]]  # a second call: same numbers

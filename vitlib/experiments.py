@@ -106,8 +106,8 @@ def run_grid(builders, data, fractions=(1.0,), seeds=(0, 1, 2), steps=300, batch
     ``recipe_overrides`` change the optimiser for every run (e.g. ``learning_rate=1e-3``). ``keep_models=True``
     adds ``trained``, the trained model, to every row.
 
-    Each architecture is compiled once; every run starts from the weights ``build(seed)`` gives under its seed and
-    a fresh optimiser state, so the result equals :func:`train_run`'s (a test checks it).
+    On TensorFlow each architecture is compiled once; every run starts from the weights ``build(seed)`` gives under
+    its seed and a fresh optimiser state, so the result equals :func:`train_run`'s (a test checks it).
     """
     from vitlib.training import compile_for_training
 
@@ -122,12 +122,16 @@ def run_grid(builders, data, fractions=(1.0,), seeds=(0, 1, 2), steps=300, batch
         for seed in seeds:
             keras.utils.set_random_seed(seed)
             fresh = build(seed)  # this seed's initial weights
-            # Models of one architecture and budget share one compiled model: one traced training step.
+            # On TensorFlow, models of one architecture and budget share one compiled model: one traced training step.
+            # On JAX and PyTorch a compiled model trained a second time from reset weights and optimiser gave other
+            # numbers (some trainer state survives), so every run compiles its own there.
             key = (_architecture(fresh), steps, batch_size, json.dumps(recipe_overrides, sort_keys=True, default=str))
-            if key not in _COMPILED:
+            shared = keras.backend.backend() == "tensorflow"
+            if shared and key not in _COMPILED:
                 _COMPILED[key] = compile_for_training(build(seed), config, steps_per_epoch)
-            model, start_weights = _COMPILED[key], fresh.get_weights()
+            start_weights = fresh.get_weights()
             for k, fraction in enumerate(fractions):
+                model = _COMPILED[key] if shared else compile_for_training(build(seed), config, steps_per_epoch)
                 part = fraction_of(data, fraction, seed)
                 model.set_weights(start_weights)
                 _reset_optimizer(model.optimizer)
