@@ -9,9 +9,9 @@ recipe's: AdamW, warm-up + cosine, label smoothing, gradient clipping (:func:`vi
                     fractions=(0.1, 1.0), seeds=(0, 1, 2), steps=300)
     summarise(rows, "test_accuracy", by=("model", "fraction"))
 
-:func:`train_run` is one run written out; :func:`run_grid` gives the same numbers (a test checks it) but compiles
-each model once and re-initialises it for every run, which saves TensorFlow's tracing of the training step (a few
-seconds a run on a CPU).
+:func:`train_run` is one run written out; :func:`run_grid` gives the same numbers (a test checks it) but, on
+TensorFlow, compiles each architecture once and re-initialises it for every run, which saves tracing the training
+step (a few seconds a run on a CPU).
 """
 import dataclasses
 import json
@@ -30,13 +30,17 @@ EVAL_BATCH = 512
 def fraction_of(data, fraction, seed=0):
     """The data set with only ``fraction`` of its training images, the same share of every class (at least one
     image each); validation and test splits unchanged. Smaller fractions are subsets of larger ones (same seed)."""
-    if not 0 < fraction <= 1:
-        raise ValueError(f"fraction must be in (0, 1], got {fraction!r}.")
+    _check_fraction(fraction)
     rng = np.random.default_rng(seed)
     per_class = [np.flatnonzero(data.y_train == c) for c in np.unique(data.y_train)]
     keep = np.concatenate([rng.permutation(idx)[: max(1, round(fraction * len(idx)))] for idx in per_class])
     keep.sort()
     return dataclasses.replace(data, x_train=data.x_train[keep], y_train=data.y_train[keep])
+
+
+def _check_fraction(fraction):
+    if not 0 < fraction <= 1:
+        raise ValueError(f"fraction must be in (0, 1], got {fraction!r}.")
 
 
 def budget(steps=300, batch_size=64, **recipe_overrides):
@@ -113,9 +117,8 @@ def run_grid(builders, data, fractions=(1.0,), seeds=(0, 1, 2), steps=300, batch
 
     if not builders:
         raise ValueError("builders is empty: give at least one name -> build() pair.")
-    for fraction in fractions:
-        if not 0 < fraction <= 1:
-            raise ValueError(f"fractions must be in (0, 1], got {fraction!r}.")
+    for fraction in fractions:  # before any training
+        _check_fraction(fraction)
     config, steps_per_epoch = budget(steps, batch_size, **recipe_overrides)
     rows, total = [], len(builders) * len(fractions) * len(seeds)
     for name, build in builders.items():
@@ -125,13 +128,15 @@ def run_grid(builders, data, fractions=(1.0,), seeds=(0, 1, 2), steps=300, batch
             # On TensorFlow, models of one architecture and budget share one compiled model: one traced training step.
             # On JAX and PyTorch a compiled model trained a second time from reset weights and optimiser gave other
             # numbers (some trainer state survives), so every run compiles its own there.
-            key = (_architecture(fresh), steps, batch_size, json.dumps(recipe_overrides, sort_keys=True, default=str))
-            shared = keras.backend.backend() == "tensorflow"
-            if shared and key not in _COMPILED:
-                _COMPILED[key] = compile_for_training(build(seed), config, steps_per_epoch)
+            shared = None
+            if keras.backend.backend() == "tensorflow":
+                key = (_architecture(fresh), steps, batch_size, json.dumps(recipe_overrides, sort_keys=True, default=str))
+                if key not in _COMPILED:
+                    _COMPILED[key] = compile_for_training(build(seed), config, steps_per_epoch)
+                shared = _COMPILED[key]
             start_weights = fresh.get_weights()
             for k, fraction in enumerate(fractions):
-                model = _COMPILED[key] if shared else compile_for_training(build(seed), config, steps_per_epoch)
+                model = shared if shared is not None else compile_for_training(build(seed), config, steps_per_epoch)
                 part = fraction_of(data, fraction, seed)
                 model.set_weights(start_weights)
                 _reset_optimizer(model.optimizer)

@@ -7,6 +7,7 @@ import dataclasses
 from vitlib import _checks
 from vitlib.devices import PRECISIONS, STRATEGIES
 from vitlib.pipeline import AUGMENTATIONS
+from vitlib.resolution import POSITION_RESIZES
 
 
 @dataclasses.dataclass
@@ -45,7 +46,7 @@ class TrainConfig:
         _checks.choice("strategy", self.strategy, STRATEGIES)
         _checks.choice("augment", self.augment, AUGMENTATIONS)
         _checks.choice("keep", self.keep, ("best", "last"))
-        _checks.choice("pos_resize", self.pos_resize, ("bilinear", "bicubic", "nearest", "reinit"))
+        _checks.choice("pos_resize", self.pos_resize, tuple(POSITION_RESIZES))
         if self.image_size is not None:
             _checks.positive_int("image_size", self.image_size)
         if self.train_on_validation and self.keep != "last":

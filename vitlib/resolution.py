@@ -9,6 +9,7 @@ structure of images is put into a ViT by hand.
     big = vitlib.resolution.at_resolution(model, 16, "bicubic")    # then fine-tune big on 16x16 images
 """
 import dataclasses
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -71,8 +72,6 @@ def resize_images(images, image_size, interpolation="bilinear"):
 
 def load_vit(path):
     """A vitlib ViT from its ``.keras`` file, with a clear error for a missing, damaged or non-ViT file."""
-    from pathlib import Path
-
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"No saved model at {str(path)!r}: give the .keras file a training run wrote (e.g. "

@@ -21,7 +21,7 @@ HELP = {"distill": "weight of a small CNN teacher's soft labels in the loss, 0 t
 
 
 def main(argv=None):
-    from vitlib import data, devices, embeddings, model, pipeline, recipes, stems  # the registries: one owner per option
+    from vitlib import data, devices, embeddings, model, pipeline, recipes, resolution, stems  # the registries
 
     parser = argparse.ArgumentParser(prog="python -m vitlib.train", description=__doc__.split("\n")[0])
     parser.add_argument("--dataset", default="digits", choices=list(data.DATASETS),
@@ -54,7 +54,7 @@ def main(argv=None):
     parser.add_argument("--resume-from", metavar="MODEL.keras",
                         help="fine-tune this saved vitlib ViT (its architecture replaces the recipe's); with "
                              "--image-size at a new resolution, its position embeddings resized (Sec. 3.2)")
-    parser.add_argument("--pos-resize", choices=["bilinear", "bicubic", "nearest", "reinit"],
+    parser.add_argument("--pos-resize", choices=list(resolution.POSITION_RESIZES),
                         help="--resume-from at a new size: interpolate the position embeddings, or start them anew")
     parser.add_argument("--verbose", type=int, default=2,
                         help="Keras fit verbosity: 0 silent, 1 progress bar, 2 one line per epoch")
