@@ -11,7 +11,11 @@ recipe's: AdamW, warm-up + cosine, label smoothing, gradient clipping (:func:`vi
 
 :func:`train_run` is one run written out; :func:`run_grid` gives the same numbers (a test checks it) but, on
 TensorFlow, compiles each architecture once and re-initialises it for every run, which saves tracing the training
-step (a few seconds a run on a CPU).
+step (a few seconds a run on a CPU). Both run steps / 10 steps per call of the traced step (Keras'
+``steps_per_execution``, not on PyTorch: the same numbers, a third less time a run for these small models on
+2 cores) and seed with
+:func:`vitlib._seed.set_seed`, which keeps TensorFlow's traced steps (``keras.utils.set_random_seed`` would rebuild
+them: about 3 s a run).
 """
 import dataclasses
 import json
@@ -22,6 +26,7 @@ import numpy as np
 from keras import ops
 
 from vitlib import _checks
+from vitlib._seed import set_seed
 from vitlib.pipeline import make_pipeline
 
 EVAL_BATCH = 512
@@ -60,6 +65,11 @@ def _pipeline(data, config, seed):
                          drop_remainder=True, map_fn=data.train_map, repeat=True)
 
 
+def _per_call(steps_per_epoch):
+    """Steps per call of the traced step: a whole "epoch" of the budget, except on PyTorch (Keras allows only 1)."""
+    return 1 if keras.backend.backend() == "torch" else steps_per_epoch
+
+
 def accuracy(model, x, y):
     """Accuracy on (x, y), the model called directly in batches (no traced predict step to build for every model)."""
     if len(y) == 0:
@@ -77,8 +87,8 @@ def train_run(build, data, seed=0, steps=300, batch_size=64, verbose=0, **recipe
     from vitlib.training import compile_for_training
 
     config, steps_per_epoch = budget(steps, batch_size, **recipe_overrides)
-    keras.utils.set_random_seed(seed)
-    model = compile_for_training(build(seed), config, steps_per_epoch)
+    set_seed(seed)
+    model = compile_for_training(build(seed), config, steps_per_epoch, steps_per_execution=_per_call(steps_per_epoch))
     start = time.perf_counter()
     model.fit(_pipeline(data, config, seed), epochs=config.epochs, steps_per_epoch=steps_per_epoch, verbose=verbose,
               shuffle=False)  # the pipeline shuffles
@@ -123,7 +133,7 @@ def run_grid(builders, data, fractions=(1.0,), seeds=(0, 1, 2), steps=300, batch
     rows, total = [], len(builders) * len(fractions) * len(seeds)
     for name, build in builders.items():
         for seed in seeds:
-            keras.utils.set_random_seed(seed)
+            set_seed(seed)
             fresh = build(seed)  # this seed's initial weights
             # On TensorFlow, models of one architecture and budget share one compiled model: one traced training step.
             # On JAX and PyTorch a compiled model trained a second time from reset weights and optimiser gave other
@@ -132,15 +142,17 @@ def run_grid(builders, data, fractions=(1.0,), seeds=(0, 1, 2), steps=300, batch
             if keras.backend.backend() == "tensorflow":
                 key = (_architecture(fresh), steps, batch_size, json.dumps(recipe_overrides, sort_keys=True, default=str))
                 if key not in _COMPILED:
-                    _COMPILED[key] = compile_for_training(build(seed), config, steps_per_epoch)
+                    _COMPILED[key] = compile_for_training(build(seed), config, steps_per_epoch,
+                                                          steps_per_execution=_per_call(steps_per_epoch))
                 shared = _COMPILED[key]
             start_weights = fresh.get_weights()
             for k, fraction in enumerate(fractions):
-                model = shared if shared is not None else compile_for_training(build(seed), config, steps_per_epoch)
+                model = shared if shared is not None else compile_for_training(build(seed), config, steps_per_epoch,
+                                                                               steps_per_execution=_per_call(steps_per_epoch))
                 part = fraction_of(data, fraction, seed)
                 model.set_weights(start_weights)
                 _reset_optimizer(model.optimizer)
-                keras.utils.set_random_seed(seed)
+                set_seed(seed)  # keeps TensorFlow's traced step (see vitlib._seed)
                 start = time.perf_counter()
                 model.fit(_pipeline(part, config, seed), epochs=config.epochs, steps_per_epoch=steps_per_epoch,
                           verbose=0, shuffle=False)

@@ -15,6 +15,7 @@ import keras
 import numpy as np
 
 from vitlib import _checks
+from vitlib._seed import set_seed
 from vitlib.embeddings import resize_position_embeddings
 from vitlib.model import VisionTransformer
 
@@ -35,7 +36,7 @@ def at_resolution(model, image_size, method="bilinear", seed=0):
                          f"file), got {type(model).__name__}.")
     _checks.choice("position resize method", method, tuple(POSITION_RESIZES))
     config = dataclasses.replace(model.config, image_size=image_size)  # checks that the patch size divides it
-    keras.utils.set_random_seed(seed)
+    set_seed(seed)
     new = VisionTransformer(config, name=model.name)
     old_table = model.get_layer("position_embedding").embeddings
     new_table = new.get_layer("position_embedding").embeddings

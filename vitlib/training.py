@@ -73,15 +73,17 @@ class SaveBest(keras.callbacks.Callback):
             self.vit.save(self.path)
 
 
-def compile_for_training(model, config, steps_per_epoch, loss=None, metrics=None):
+def compile_for_training(model, config, steps_per_epoch, loss=None, metrics=None, steps_per_execution=1):
     """Compile any Keras classifier (logits out, one-hot labels in) with the recipe's optimiser and loss:
     AdamW, warm-up + cosine schedule, global gradient-norm clipping, cross-entropy with label smoothing
-    (or ``loss``, such as a :class:`DistillationLoss`), accuracy (or ``metrics``)."""
+    (or ``loss``, such as a :class:`DistillationLoss`), accuracy (or ``metrics``). ``steps_per_execution``: steps
+    run per call of the traced step (Keras' option; the same numbers, less overhead per step for small models)."""
     schedule = WarmupCosine(config.learning_rate, config.epochs * steps_per_epoch, config.warmup_epochs * steps_per_epoch)
     model.compile(
         optimizer=keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay, global_clipnorm=config.clip_norm),
         loss=loss or keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=config.label_smoothing),
         metrics=metrics or [keras.metrics.CategoricalAccuracy(name="accuracy")], jit_compile=resolve_jit(config.jit_compile),
+        steps_per_execution=steps_per_execution,
     )
     # Create the optimiser's slots now. Otherwise they (and a metric given by name) are created while
     # TensorFlow traces the first training step, and TensorFlow then traces the whole step a second time:
