@@ -176,20 +176,5 @@ def test_untrained_copy_has_the_configuration_and_fresh_seeded_weights():
     assert not np.array_equal(table(a), table(c)) and not np.array_equal(table(a), table(model))
 
 
-@pytest.mark.tensorflow_only  # one training run (about 20 s on 2 cores); the other backends test the parts
-def test_notebook_07_model_learns_the_grid_from_translated_digits(tmp_path):
-    import keras
-
-    from vitlib import training
-
-    config = training.recipe("translated_digits_patches", seed=0)  # notebook 07's translated configuration
-    result = training.train(config, tmp_path, verbose=0)
-    model = keras.saving.load_model(tmp_path / result["tested_model"])
-    assert model.config.grid_size == (6, 6) and model.config.stem == "patch"
-    similarity = analysis.position_similarity(model, model.config.grid_size)
-    _, curve = analysis.similarity_by_distance(similarity)
-    assert curve[0] > curve[1] > curve[2], curve  # similarity falls over distances 1, 2, 3
-    assert analysis.locality_gap(similarity) > 0.1
-    untrained = analysis.untrained_copy(model, seed=1)
-    assert abs(analysis.locality_gap(analysis.position_similarity(untrained, (6, 6)))) < 0.03
-    assert result["test_accuracy"] > 0.2  # well above chance (10 %), though far from done
+# Notebook 07's recipe learning the grid (similarity falling with distance, a clear locality gap, none untrained) is
+# asserted in the notebook itself, which CI runs: its seed-0 model is the one a test here used to train a second time.
