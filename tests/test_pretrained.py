@@ -33,7 +33,8 @@ def reference():
 
 def ours(**kw):
     return vitlib.build_vit(None, image_size=kw.pop("image_size", SIZE), patch_size=PATCH, hidden_size=WIDTH,
-                            depth=DEPTH, num_heads=HEADS, mlp_dim=MLP, num_classes=kw.pop("num_classes", CLASSES), **kw)
+                            depth=DEPTH, num_heads=kw.pop("num_heads", HEADS), mlp_dim=MLP,
+                            num_classes=kw.pop("num_classes", CLASSES), **kw)
 
 
 def logits_of(model, images):
@@ -102,7 +103,7 @@ def test_hugging_face_weights_give_the_reference_logits(reference):
     weights, images, expected = reference
     model = ours()
     info = pretrained.load_weights(model, weights)
-    assert info == {"format": "hf", "tensors": 6 + 2 + 16 * DEPTH, "resized_position_embeddings": False}
+    assert info == {"format": "hf", "tensors": 6 + 2 + 16 * DEPTH, "resized_position_embeddings": False, "skipped": []}
     np.testing.assert_allclose(logits_of(model, images), expected, atol=1e-4, rtol=1e-4)
     assert np.abs(expected).max() > 0.1 and np.ptp(expected, axis=0).max() > 1e-3  # not the zero head; images matter
 
@@ -122,6 +123,7 @@ def test_every_file_layout_gives_the_reference_logits(reference, tmp_path, layou
     model = ours()
     info = pretrained.load_weights(model, path)
     assert info["format"] == {"hf_legacy_safetensors": "hf", "timm_safetensors": "timm", "official_npz": "npz"}[layout]
+    assert info["skipped"] == []  # every tensor of the file was used
     np.testing.assert_allclose(logits_of(model, images), expected, atol=1e-4, rtol=1e-4)
 
 
@@ -156,3 +158,56 @@ def test_mismatches_are_refused_with_a_clear_message(reference, tmp_path):
     with pytest.raises(ValueError, match="Unknown checkpoint format '.h5'"):
         (tmp_path / "w.h5").write_bytes(b"x")
         pretrained.load_weights(ours(), tmp_path / "w.h5")
+
+
+def test_tensors_the_model_has_no_place_for_are_refused_by_name(reference):
+    weights, images, expected = reference
+    extra = {"pre_logits/kernel": np.ones((WIDTH, WIDTH), "float32"), "pre_logits/bias": np.zeros(WIDTH, "float32")}
+    in21k = {**as_npz(weights), **extra}  # an ImageNet-21k .npz: a pre-logits layer before the head
+    with pytest.raises(ValueError, match=r"2 tensors this ViT has no place for: pre_logits/bias, pre_logits/kernel "
+                                         r"\(a pre-logits layer.*include_head=False.*strict=False"):
+        pretrained.load_weights(ours(), in21k)
+    fine_tune = ours(num_classes=10)
+    assert pretrained.load_weights(fine_tune, in21k, include_head=False)["skipped"] == sorted(extra)
+    knowingly = ours()
+    assert pretrained.load_weights(knowingly, in21k, strict=False)["skipped"] == sorted(extra)
+    np.testing.assert_allclose(logits_of(knowingly, images), expected, atol=1e-4, rtol=1e-4)
+
+    layer_scale = {**as_timm(weights), "blocks.0.ls1.gamma": np.ones(WIDTH, "float32"),
+                   "blocks.0.ls2.gamma": np.ones(WIDTH, "float32"), "norm_pre.weight": np.ones(WIDTH, "float32")}
+    with pytest.raises(ValueError, match=r"3 tensors .*blocks\.0\.ls1\.gamma, blocks\.0\.ls2\.gamma, norm_pre\.weight "
+                                         r"\(.*LayerScale.*LayerNorm before the encoder.*something else"):
+        pretrained.load_weights(ours(), layer_scale)
+    with pytest.raises(ValueError, match="blocks.0.ls1.gamma"):  # the head left out does not excuse them
+        pretrained.load_weights(ours(), layer_scale, include_head=False)
+
+    pooled = {**weights, "vit.pooler.dense.weight": np.ones((WIDTH, WIDTH), "float32")}  # transformers' ViTModel
+    with pytest.raises(ValueError, match=r"vit\.pooler\.dense\.weight \(a pre-logits layer"):
+        pretrained.load_weights(ours(), pooled)
+    assert pretrained.load_weights(ours(), pooled, include_head=False)["skipped"] == ["vit.pooler.dense.weight"]
+
+
+def test_a_checkpoint_with_another_number_of_heads_is_refused(reference):
+    weights, _, _ = reference
+    with pytest.raises(ValueError, match=r"attention has 4 heads of 16 values, the model 2: build it with num_heads=4"):
+        pretrained.load_weights(ours(num_heads=2), as_npz(weights))
+
+
+@pytest.mark.parametrize("name", ["model.safetensors", "ViT-B_16.npz", "pytorch_model.bin"])
+def test_a_damaged_file_is_an_error_naming_it(reference, tmp_path, name):
+    from safetensors.numpy import save_file
+
+    weights, _, _ = reference
+    whole = tmp_path / "whole"
+    if name.endswith(".npz"):
+        np.savez(whole, **as_npz(weights))
+        whole = tmp_path / "whole.npz"
+    elif name.endswith(".bin"):
+        torch.save({k: torch.from_numpy(v) for k, v in weights.items()}, whole)
+    else:
+        save_file({k: np.ascontiguousarray(v) for k, v in weights.items()}, str(whole))
+    broken = tmp_path / name
+    broken.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])  # a download cut off half-way
+    with pytest.raises(ValueError, match=rf"Could not read '.*{name}': the file is damaged or incomplete"):
+        pretrained.load_weights(ours(), broken)
+    assert pretrained.load_weights(ours(), whole.rename(tmp_path / ("whole_" + name)))["skipped"] == []

@@ -15,69 +15,17 @@ Three formats, the ones users commonly have:
 The model must have the checkpoint's width, depth and MLP size, a patch stem and the class token
 (``pool="token"``, as the paper's models). A different image size is fine: the position embeddings are
 resized by 2-D interpolation (Sec. 3.2 of the paper). A different number of classes needs
-``include_head=False``, which keeps the model's own (zero-initialised) head for fine-tuning. Any other
-mismatch is refused with a message naming the tensor. Nothing is downloaded here: fetch the file first
-(e.g. ``huggingface_hub.hf_hub_download``) while online.
+``include_head=False``, which keeps the model's own (zero-initialised) head for fine-tuning (and leaves out a
+pre-logits layer). Any other mismatch is refused with a message naming the tensor, and so is a checkpoint tensor the
+model has no place for (timm's LayerScale, a pre-logits layer with the head kept, ...): ``strict=False`` skips those
+knowingly. The number of heads is checked where the file carries it (the ``.npz`` kernels).
+Nothing is downloaded here: fetch the file first (e.g. ``huggingface_hub.hf_hub_download``) while online.
 """
-from pathlib import Path
-
 import keras
 import numpy as np
 
+from vitlib.checkpoints import FORMATS, Tracked, detect_format, read_checkpoint  # noqa: F401  (re-exported)
 from vitlib.embeddings import resize_position_embeddings
-
-FORMATS = ("hf", "timm", "npz")
-
-
-def read_checkpoint(source):
-    """A dict name -> NumPy array from a path (``.safetensors``, ``.npz``, ``.pth``, ``.bin``) or a dict."""
-    if isinstance(source, dict):
-        return {k: _to_numpy(v) for k, v in source.items()}
-    path = Path(source)
-    if not path.is_file():
-        raise FileNotFoundError(f"No checkpoint file at {str(path)!r}. Download it first (while online), e.g. "
-                                "huggingface_hub.hf_hub_download('timm/vit_base_patch16_224.augreg2_in21k_ft_in1k', "
-                                "'model.safetensors').")
-    suffix = path.suffix.lower()
-    if suffix == ".safetensors":
-        try:
-            from safetensors.numpy import load_file
-        except ImportError:
-            raise ImportError("Reading .safetensors files needs the 'safetensors' package: pip install safetensors") from None
-        return dict(load_file(str(path)))
-    if suffix == ".npz":
-        with np.load(path) as f:
-            return {k: f[k] for k in f.files}
-    if suffix in (".pth", ".pt", ".bin"):
-        try:
-            import torch
-        except ImportError:
-            raise ImportError(f"Reading {suffix} files needs PyTorch; or convert the file to .safetensors.") from None
-        state = torch.load(str(path), map_location="cpu", weights_only=True)
-        state = state.get("state_dict", state.get("model", state))
-        return {k: _to_numpy(v) for k, v in state.items()}
-    raise ValueError(f"Unknown checkpoint format {suffix!r} for {str(path)!r}: use .safetensors, .npz, .pth or .bin.")
-
-
-def _to_numpy(value):
-    if hasattr(value, "detach"):  # a torch tensor
-        value = value.detach().float().cpu().numpy()
-    return np.asarray(value, dtype="float32")
-
-
-def detect_format(weights):
-    """``"hf"``, ``"timm"`` or ``"npz"`` from the tensor names."""
-    if any(k.endswith("embeddings.patch_embeddings.projection.weight") for k in weights):
-        return "hf"
-    if "patch_embed.proj.weight" in weights:
-        return "timm"
-    if "embedding/kernel" in weights:
-        return "npz"
-    sample = ", ".join(sorted(weights)[:5])
-    raise ValueError(f"Not a ViT checkpoint that vitlib can read (tensor names start {sample} ...). Expected Hugging "
-                     "Face names ('vit.embeddings.cls_token', ...), timm "
-                     "names ('patch_embed.proj.weight', 'blocks.0.attn.qkv.weight', ...) or the official .npz names "
-                     "('embedding/kernel', 'Transformer/encoderblock_0/...').")
 
 
 def _torch_outer_tensors(w, patch, cls, pos, norm, head):
@@ -103,12 +51,13 @@ _HF_LEGACY = (("encoder.layer.", "layers."), ("attention.attention.query.", "att
 
 def _hf_tensors(w, depth):
     """Hugging Face transformers names (4.x ``encoder.layer.N...`` or 5.x ``layers.N...``) -> vitlib names."""
-    renamed = {}
-    for name, value in w.items():
-        name = name[len("vit."):] if name.startswith("vit.") else name
+    renamed, origin = Tracked(), {}
+    for original, value in w.items():
+        name = original[len("vit."):] if original.startswith("vit.") else original
         for old, new in _HF_LEGACY:
             name = name.replace(old, new)
-        renamed[name] = value
+        renamed[name], origin[name] = value, original
+    outer = w
     w = renamed
     out = _torch_outer_tensors(w, "embeddings.patch_embeddings.projection", "embeddings.cls_token",
                                "embeddings.position_embeddings", "layernorm", "classifier")
@@ -120,6 +69,8 @@ def _hf_tensors(w, depth):
             out[v + ours + "/kernel"], out[v + ours + "/bias"] = w[b + theirs + ".weight"].T, w[b + theirs + ".bias"]
         for ours, theirs in (("norm1", "layernorm_before"), ("norm2", "layernorm_after")):
             out[v + ours + "/gamma"], out[v + ours + "/beta"] = w[b + theirs + ".weight"], w[b + theirs + ".bias"]
+    if isinstance(outer, Tracked):  # what was read, under the checkpoint's own names
+        outer.used.update(origin[name] for name in renamed.used)
     return out
 
 
@@ -178,11 +129,24 @@ def _checkpoint_depth(weights, fmt):
     return len([k for k in weights if k.endswith(marker)])
 
 
-def load_weights(model, source, include_head=True):
-    """Load a timm or official ViT checkpoint (path or dict of arrays) into ``model`` (from ``build_vit``).
+# Checkpoint tensors with no place in a vitlib ViT, and what they are (for the message that refuses them).
+_HEAD_EXTRAS = ("pre_logits", "pooler.", "vit.pooler.")  # the pre-logits layer (Dense + tanh) of ImageNet-21k models
+_KNOWN_EXTRAS = ((".ls1.", "LayerScale (timm's init_values, e.g. DeiT III)"), (".ls2.", "LayerScale"),
+                 ("norm_pre.", "a LayerNorm before the encoder (timm's pre_norm, e.g. CLIP ViTs)"),
+                 ("reg_token", "register tokens"), ("dist_token", "DeiT's distillation token"),
+                 ("head_dist.", "DeiT's distillation head"), ("fc_norm.", "a LayerNorm after mean pooling"))
 
-    Position embeddings are resized when the model's patch grid differs from the checkpoint's. Returns
-    a dict: the format read, the number of tensors set, and whether the position embeddings were resized.
+
+def load_weights(model, source, include_head=True, strict=True):
+    """Load a Hugging Face, timm or official ViT checkpoint (path or dict of arrays) into ``model`` (from
+    ``build_vit``).
+
+    Position embeddings are resized when the model's patch grid differs from the checkpoint's. Every tensor of
+    the checkpoint is used or reported: tensors the model has no place for (LayerScale, a pre-logits layer, ...)
+    are refused with their names, as the model would compute something else than the checkpoint's; with
+    ``strict=False`` they are skipped and listed. With ``include_head=False`` the head, and a pre-logits layer
+    before it, are left out (fine-tuning, as the paper does). Returns a dict: the format read, the number of
+    tensors set, whether the position embeddings were resized, and ``skipped``, the checkpoint's tensors not loaded.
     """
     config = getattr(model, "config", None)
     if config is None:
@@ -192,17 +156,22 @@ def load_weights(model, source, include_head=True):
             f"Pretrained ViTs use a patch stem, a class token and learned position embeddings; this model has "
             f"stem={config.stem!r}, pool={config.pool!r}, pos_embedding={config.pos_embedding!r}. Build it with "
             "build_vit(variant, stem='patch', pool='token', pos_embedding='learned').")
-    weights = read_checkpoint(source)
+    weights = Tracked(read_checkpoint(source))
     fmt = detect_format(weights)
     depth = _checkpoint_depth(weights, fmt)
     if depth != config.depth:
         raise ValueError(f"The checkpoint has {depth} encoder blocks, the model {config.depth}. Build the model with "
                          f"the checkpoint's variant (e.g. depth={depth}).")
+    query = dict.get(weights, "Transformer/encoderblock_0/MultiHeadDotProductAttention_1/query/kernel")
+    if query is not None and query.ndim == 3 and query.shape[1] != config.num_heads:  # .npz kernels: (D, heads, dim)
+        raise ValueError(f"The checkpoint's attention has {query.shape[1]} heads of {query.shape[2]} values, the "
+                         f"model {config.num_heads}: build it with num_heads={query.shape[1]}.")
     try:
         tensors = {"hf": _hf_tensors, "timm": _timm_tensors, "npz": _npz_tensors}[fmt](weights, depth)
     except KeyError as missing:
         raise ValueError(f"The {fmt} checkpoint lacks tensor {missing}; is it a plain ViT (not a hybrid or "
                          "a distilled model)?") from None
+    skipped = _unused(weights, include_head, strict)
     pos = tensors["position_embedding/embeddings"]
     resized = False
     rows, cols = config.grid_size
@@ -227,4 +196,23 @@ def load_weights(model, source, include_head=True):
                              f"gives {value.shape}.{hint}")
     for name, value in tensors.items():
         variables[name].assign(value.astype(keras.backend.standardize_dtype(variables[name].dtype)))
-    return {"format": fmt, "tensors": len(tensors), "resized_position_embeddings": resized}
+    return {"format": fmt, "tensors": len(tensors), "resized_position_embeddings": resized, "skipped": skipped}
+
+
+def _unused(weights, include_head, strict):
+    """The checkpoint's tensors that no model weight took: allowed (and returned) when they belong to the head
+    left out, or with ``strict=False``; otherwise refused with their names and what they are."""
+    unused = sorted(set(weights) - weights.used)
+    head_part = [k for k in unused if k.startswith(_HEAD_EXTRAS)]
+    refused = [k for k in unused if strict and (include_head or k not in head_part)]
+    if refused:
+        kinds = sorted({what for k in refused for marker, what in _KNOWN_EXTRAS if marker in k})
+        if any(k in head_part for k in refused):
+            kinds.append("a pre-logits layer (Dense + tanh before the head, as in ImageNet-21k checkpoints): "
+                         "leave it out with the head for fine-tuning, include_head=False, as the paper does")
+        shown = ", ".join(refused[:6]) + (f" and {len(refused) - 6} more" if len(refused) > 6 else "")
+        raise ValueError(f"The checkpoint has {len(refused)} tensors this ViT has no place for: {shown}"
+                         f"{' (' + '; '.join(kinds) + ')' if kinds else ''}. Loaded without them, the model would "
+                         "compute something else than the checkpoint's. Pass strict=False to load the rest and skip "
+                         "these knowingly.")
+    return unused
