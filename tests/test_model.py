@@ -110,3 +110,14 @@ def test_model_memorises_a_small_batch(rng):
     losses = model.fit(x, y, epochs=30, batch_size=16, verbose=0).history["loss"]
     assert losses[0] == pytest.approx(np.log(5), rel=1e-3)  # zero head: uniform prediction over 5 classes
     assert losses[-1] < losses[0] * 0.6
+
+
+def test_zero_images_give_an_empty_result_on_every_backend():
+    model = vitlib.build_vit(None, image_size=8, channels=1, num_classes=10, patch_size=4, hidden_size=16, depth=2,
+                             num_heads=2, mlp_dim=16)
+    empty = np.zeros((0, 8, 8, 1), "float32")
+    assert tuple(model(empty).shape) == (0, 10)
+    assert model.predict(empty, verbose=0).shape == (0, 10)  # Keras' own predict fails on zero images
+    assert [tuple(m.shape) for m in vitlib.attention_weights(model, empty)] == [(0, 2, 5, 5)] * 2
+    with pytest.raises(ValueError, match=r"got \(0, 8, 8, 3\)"):  # still checked
+        model.predict(np.zeros((0, 8, 8, 3), "float32"))

@@ -278,11 +278,26 @@ def test_cli_trains_translated_digits_with_their_recipe_and_canvas(monkeypatch, 
     assert configs[-1].dataset_options == {"canvas_size": 12} and configs[-1].model["stem"] == "patch"
 
 
+def test_cli_refuses_an_output_path_it_cannot_use_in_one_line(tmp_path, capsys):
+    from vitlib import train as cli
+
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine")
+    assert cli.main(["--out", str(notes)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: out_dir '{notes}' is a file, not a folder: give a folder path (it is created if missing).\n"
+    assert cli.main(["--out", str(notes / "run")]) == 2  # a folder cannot be made under a file
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: Cannot create the output folder '{notes / 'run'}' (Not a directory)")
+    assert err.count("\n") == 1 and "Traceback" not in err and notes.read_text() == "mine"
+
+
 def test_translated_digits_recipe_refuses_a_canvas_smaller_than_a_digit(tmp_path, capsys):
     from vitlib import train as cli
 
-    assert cli.main(["--dataset", "translated_digits", "--canvas-size", "6", "--out", str(tmp_path / "run")]) == 2
+    assert cli.main(["--dataset", "translated_digits", "--canvas-size", "6", "--out", str(tmp_path / "runs" / "a")]) == 2
     assert "canvas_size=6 is smaller than the 8x8 images" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()  # refused before training: no empty folders left behind
     with pytest.raises(ValueError, match="canvas_size does not apply to 'digits'"):
         training.train(training.recipe("digits", dataset_options={"canvas_size": 16}), tmp_path / "other", verbose=0)
 

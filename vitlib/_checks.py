@@ -2,7 +2,10 @@
 
 Every check raises ``ValueError`` naming what was given, what was expected and how to fix it.
 """
+import contextlib
 import numbers
+import os
+from pathlib import Path
 
 
 def positive_int(name, value, hint=""):
@@ -105,3 +108,27 @@ def image_shape(shape, where="images"):
     if any(d is None for d in shape[1:]):
         raise ValueError(f"{where} need known height, width and channels, got shape {shape}.")
     return tuple(int(d) for d in shape[1:])
+
+
+@contextlib.contextmanager
+def output_folder(path, what="out_dir"):
+    """Create the folder ``path`` (and missing parents) for a run's files, or refuse a file or a place that cannot be
+    written with a ValueError. If the block fails, the folders created here are removed again while still empty."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{what} {str(path)!r} is a file, not a folder: give a folder path (it is created if missing).")
+    missing = [p for p in (path, *path.parents) if not p.exists()]  # deepest first
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ValueError(f"Cannot create the output folder {str(path)!r} ({error.strerror or error}): choose a folder "
+                         "you can write to.") from None
+    if not os.access(path, os.W_OK):
+        raise ValueError(f"The output folder {str(path)!r} is not writable: choose a folder you can write to.")
+    try:
+        yield path
+    except BaseException:
+        for folder in missing:
+            with contextlib.suppress(OSError):  # rmdir removes only empty folders
+                folder.rmdir()
+        raise

@@ -7,6 +7,7 @@ import dataclasses
 import re
 
 import keras
+import numpy as np
 from keras import layers, ops
 
 from vitlib import _checks
@@ -167,6 +168,14 @@ class VisionTransformer(keras.Model):
     def __call__(self, images, *args, **kwargs):
         _check_model_input(self, images)
         return super().__call__(images, *args, **kwargs)
+
+    def predict(self, x, *args, **kwargs):
+        """Keras' ``predict``, except that zero images give an empty ``(0, num_classes)`` array (Keras 3 fails
+        on them with an UnboundLocalError from deep inside)."""
+        if getattr(x, "shape", None) is not None and len(x.shape) == 4 and x.shape[0] == 0:
+            _check_model_input(self, x)
+            return np.zeros((0, self.config.num_classes), "float32")
+        return super().predict(x, *args, **kwargs)
 
     def get_config(self):
         return {"config": dataclasses.asdict(self.config), "name": self.name}

@@ -16,6 +16,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from vitlib import _checks
 from vitlib.data import DatasetUnavailableError, augmentation, load_dataset, make_pipeline  # noqa: F401  (re-exported)
 from vitlib.devices import gpu_available, resolve_jit, resolve_precision, resolve_strategy  # noqa: F401  (re-exported)
 from vitlib.distill import DistillationLoss, distillation_model, small_cnn, student_accuracy  # noqa: F401  (re-exported)
@@ -139,8 +140,11 @@ def train(config, out_dir="runs/digits", verbose="auto", data=None):
     """
     if isinstance(config, dict):
         config = TrainConfig(**config)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    with _checks.output_folder(out_dir) as out:  # a run refused before it starts leaves no empty folder
+        return _train(config, out, verbose, data)
+
+
+def _train(config, out, verbose, data):
     if not (out / "backup").exists():  # nothing to resume: a fresh run, so forget any earlier finished one
         for name in ("history.csv", "best.keras", "last.keras", "metrics.json", "teacher.keras"):
             (out / name).unlink(missing_ok=True)
