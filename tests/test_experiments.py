@@ -95,7 +95,10 @@ def test_run_grid_equals_separate_runs_and_learns():
     assert [(r["model"], r["fraction"], r["seed"]) for r in rows] == [("vit", 0.25, 0), ("vit", 1.0, 0),
                                                                         ("vit", 0.25, 1), ("vit", 1.0, 1)]
     assert rows[0]["train_images"] == len(experiments.fraction_of(d, 0.25, 0).y_train)
-    for row in rows[1:]:  # re-initialised in place, the compiled model trains exactly as a fresh one
+    import keras
+
+    shared = keras.backend.backend() == "tensorflow"  # elsewhere every run compiles its own model: one check is enough
+    for row in rows[1:] if shared else rows[-1:]:  # re-initialised in place, the compiled model trains as a fresh one
         alone, _ = experiments.train_run(build, experiments.fraction_of(d, row["fraction"], row["seed"]), row["seed"], 60)
         assert (alone["test_accuracy"], alone["val_accuracy"]) == (row["test_accuracy"], row["val_accuracy"])
     assert all(r["test_accuracy"] > 0.5 for r in rows if r["fraction"] == 1.0)  # 60 steps: far above chance (0.1)
