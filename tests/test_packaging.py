@@ -103,3 +103,17 @@ def test_notebook_sources_hold_no_control_characters():
         for number, cell in enumerate(json.loads(path.read_text())["cells"]):
             bad = sorted({hex(ord(c)) for c in "".join(cell["source"]) if ord(c) < 32 and c not in "\n\t"})
             assert not bad, f"{path.name} cell {number}: control characters {bad}"
+
+
+@pytest.mark.backend_independent
+def test_licence_citation_and_every_notebook_ends_with_its_references():
+    import json
+
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["license"]["text"]
+    assert declared == "Apache-2.0" and "Apache License\n                           Version 2.0" in (ROOT / "LICENSE").read_text()
+    citation = (ROOT / "CITATION.cff").read_text()
+    for line in ("cff-version: 1.2.0", f"license: {declared}", 'url: "https://arxiv.org/abs/2010.11929"'):
+        assert re.search(rf"^\s*{re.escape(line)}$", citation, re.M), line
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        text = "".join("".join(c["source"]) for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "markdown")
+        assert "## References" in text and "https://arxiv.org/abs/2010.11929" in text, path.name
