@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 # The PyTorch backend is tested with the CPU build; a plain `torch` would pull several GB of CUDA libraries.
 TORCH ?= torch==2.13.0
-PYTEST := $(BIN)/python -m pytest -p no:cacheprovider
+PYTEST := $(BIN)/python -m pytest -p no:cacheprovider --durations=12
 NBVAL := --nbval-lax --nbval-current-env --nbval-kernel-startup-timeout 180 --nbval-cell-timeout 600 --nbval-sanitize-with tests/nbval_sanitize.cfg
 
 # Root (containers, cloud machines) may run JupyterLab too; with no browser to open, JupyterLab prints the address

@@ -117,3 +117,14 @@ def test_licence_citation_and_every_notebook_ends_with_its_references():
     for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
         text = "".join("".join(c["source"]) for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "markdown")
         assert "## References" in text and "https://arxiv.org/abs/2010.11929" in text, path.name
+
+
+@pytest.mark.backend_independent
+def test_every_notebook_starts_with_a_tagged_parameters_cell_of_plain_assignments():
+    import json
+
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        first = next(c for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code")
+        assert first["metadata"].get("tags") == ["parameters"], path.name
+        body = ast.parse("".join(first["source"])).body
+        assert body and all(isinstance(node, ast.Assign) for node in body), path.name  # papermill overrides them
