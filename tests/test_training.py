@@ -261,6 +261,25 @@ def test_cli_builds_the_recipe_with_its_overrides(monkeypatch, capsys):
     assert json.loads(capsys.readouterr().out.splitlines()[-1])["tested_model"] == 0
 
 
+def test_cli_shows_progress_by_default_and_is_quiet_when_asked(monkeypatch, capsys):
+    import sys
+
+    from vitlib import train as cli
+
+    seen = []
+    keys = ("test_accuracy", "tested_model", "best_val_accuracy", "train_images", "train_seconds", "parameters",
+            "teacher_test_accuracy", "teacher_seconds")
+    monkeypatch.setattr(training, "train", lambda config, out, verbose: seen.append(verbose) or dict.fromkeys(keys, 0))
+    assert cli.main([]) == 0 and seen[-1] == 2  # output captured (a log, CI): one line per epoch
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    assert cli.main([]) == 0 and seen[-1] == 1  # a terminal: Keras' progress bar
+    assert cli.main(["--quiet"]) == 0 and seen[-1] == 0
+    assert cli.main(["--verbose", "2"]) == 0 and seen[-1] == 2
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["--quiet", "--verbose", "1"])
+    assert stop.value.code == 2 and "--quiet and --verbose 1 contradict each other" in capsys.readouterr().err
+
+
 def test_cli_trains_translated_digits_with_their_recipe_and_canvas(monkeypatch, capsys):
     from vitlib import train as cli
 

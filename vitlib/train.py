@@ -56,15 +56,21 @@ def main(argv=None):
                              "--image-size at a new resolution, its position embeddings resized (Sec. 3.2)")
     parser.add_argument("--pos-resize", choices=list(resolution.POSITION_RESIZES),
                         help="--resume-from at a new size: interpolate the position embeddings, or start them anew")
-    parser.add_argument("--verbose", type=int, default=2,
-                        help="Keras fit verbosity: 0 silent, 1 progress bar, 2 one line per epoch")
+    parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=None,
+                        help="Keras fit verbosity: 0 silent, 1 progress bar, 2 one line per epoch (default: 1 in a "
+                             "terminal, 2 when the output goes to a file or a log)")
+    parser.add_argument("--quiet", action="store_true", help="print nothing while training (same as --verbose 0)")
     args = parser.parse_args(argv)
+    if args.quiet and args.verbose not in (None, 0):
+        parser.error(f"--quiet and --verbose {args.verbose} contradict each other: give one of them.")
+    verbose = 0 if args.quiet else args.verbose if args.verbose is not None else 1 if sys.stdout.isatty() else 2
 
     from vitlib import training
 
     name = args.recipe or (args.dataset if args.dataset in training.RECIPES else "digits")
     overrides = {k: v for k, v in vars(args).items()
-                 if v is not None and k not in ("recipe", "out", "variant", "verbose", "canvas_size", *MODEL_OPTIONS)}
+                 if v is not None and k not in ("recipe", "out", "variant", "verbose", "quiet", "canvas_size",
+                                                     *MODEL_OPTIONS)}
     if args.resume_from is not None:
         overrides["init_from"] = overrides.pop("resume_from")
     if args.canvas_size is not None:
@@ -82,7 +88,7 @@ def main(argv=None):
         return 2
     try:
         config = training.recipe(name, **overrides)
-        metrics = training.train(config, args.out or f"runs/{args.dataset}", verbose=args.verbose)
+        metrics = training.train(config, args.out or f"runs/{args.dataset}", verbose=verbose)
     except (ValueError, training.DatasetUnavailableError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
