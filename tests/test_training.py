@@ -335,3 +335,17 @@ def test_translated_digits_train_with_a_fresh_placement_every_epoch(tmp_path, mo
     result = training.train(config, tmp_path, verbose=0)
     assert seen[0] is not None and all(f is None for f in seen[1:])  # training data only, tests untouched
     assert result["train_images"] == 1295 + 143 and 0 <= result["test_accuracy"] <= 1
+
+
+def test_a_model_saved_with_the_recipes_optimiser_loads_after_a_plain_import_vitlib(tmp_path):
+    # The optimiser's WarmupCosine schedule is saved with the model; it must be registered by `import vitlib`
+    # alone, without importing vitlib.training (a fresh process, as a user loading the file would have).
+    model = vitlib.build_vit(None, image_size=8, channels=1, num_classes=10, patch_size=4, hidden_size=16, depth=1,
+                             num_heads=2, mlp_dim=32)
+    training.compile_for_training(model, training.recipe("digits", epochs=2, warmup_epochs=1), steps_per_epoch=3)
+    model.save(tmp_path / "compiled.keras")
+    code = ("import sys, keras, vitlib; m = keras.saving.load_model(sys.argv[1]); "
+            "print(type(m.optimizer._learning_rate).__name__, 'vitlib.training' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "compiled.keras")], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["WarmupCosine", "False"]

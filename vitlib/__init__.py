@@ -48,12 +48,13 @@ from vitlib.patches import (  # noqa: E402
 
 __version__ = "0.1.0"
 
-# Submodules: those without heavy dependencies are imported now; plotting and widgets (matplotlib, ipywidgets),
-# and training, on first use (vitlib.plotting works as usual), so that `import vitlib` stays light.
-from vitlib import analysis, costs, data, exercises, fast, pretrained  # noqa: E402
+# Submodules: those without heavy dependencies are imported now (schedule and distill register what a saved,
+# compiled model needs to load); plotting and widgets (matplotlib, ipywidgets), training and the PyTorch port on
+# first use (vitlib.plotting works as usual), so that `import vitlib` stays light.
+from vitlib import analysis, costs, data, distill, exercises, fast, pretrained, schedule  # noqa: E402
 from vitlib.exercises import check  # noqa: E402
 
-_LAZY = ("plotting", "widgets", "training", "recipes", "devices", "distill", "resolution", "experiments")
+_LAZY = ("plotting", "widgets", "training", "recipes", "devices", "resolution", "experiments", "torch_vit")
 
 __all__ = [
     "ATTENTIONS", "POOLS", "POSITION_EMBEDDINGS", "STEMS", "VARIANTS", "ClassToken", "ConvStem", "EncoderBlock",
@@ -61,7 +62,7 @@ __all__ = [
     "StochasticDepth", "TokenPool", "TokenStem", "ViTConfig", "VisionTransformer", "attention_weights", "build_vit",
     "check", "encoder_blocks", "extract_patches", "identity_patch_kernel", "num_patches", "parse_variant", "patch_grid",
     "patches_to_images", "resize_position_embeddings", "scaled_dot_product_attention", "sincos_1d", "sincos_2d",
-    "analysis", "costs", "data", "exercises", "fast", "pretrained", *_LAZY,
+    "analysis", "costs", "data", "distill", "exercises", "fast", "pretrained", "schedule", *_LAZY,
 ]
 
 

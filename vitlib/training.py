@@ -8,13 +8,11 @@ import contextlib
 import csv
 import dataclasses
 import json
-import math
 import time
 from pathlib import Path
 
 import keras
 import numpy as np
-from keras import ops
 
 from vitlib import _checks
 from vitlib.data import DatasetUnavailableError, augmentation, load_dataset, make_pipeline  # noqa: F401  (re-exported)
@@ -22,29 +20,8 @@ from vitlib.devices import gpu_available, resolve_jit, resolve_precision, resolv
 from vitlib.distill import DistillationLoss, distillation_model, small_cnn, student_accuracy  # noqa: F401  (re-exported)
 from vitlib.model import build_vit
 from vitlib.recipes import RECIPES, TrainConfig, recipe  # noqa: F401  (re-exported: training.recipe("digits"), ...)
+from vitlib.schedule import WarmupCosine  # noqa: F401  (re-exported)
 
-
-@keras.saving.register_keras_serializable(package="vitlib")
-class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
-    """Linear warm-up from 0 to ``peak`` over ``warmup_steps``, then cosine decay to ``final`` at ``total_steps``.
-
-    The same numbers as Keras' ``CosineDecay(0, total - warmup, alpha=final / peak, warmup_target=peak,
-    warmup_steps=warmup)`` (tested to 2e-10), kept because that one made a JAX training run 5x slower here (one epoch
-    of translated digits: 108 against 25 s)."""
-
-    def __init__(self, peak, total_steps, warmup_steps=0, final=0.0):
-        self.peak, self.total_steps = float(peak), int(total_steps)
-        self.warmup_steps, self.final = int(warmup_steps), float(final)
-
-    def __call__(self, step):
-        step = ops.cast(step, "float32")
-        warm = self.peak * step / max(self.warmup_steps, 1)
-        progress = ops.clip((step - self.warmup_steps) / max(self.total_steps - self.warmup_steps, 1), 0.0, 1.0)
-        cosine = self.final + 0.5 * (self.peak - self.final) * (1.0 + ops.cos(math.pi * progress))
-        return ops.where(step < self.warmup_steps, warm, cosine)
-
-    def get_config(self):
-        return {"peak": self.peak, "total_steps": self.total_steps, "warmup_steps": self.warmup_steps, "final": self.final}
 
 def recipe_augmentation(config):
     """The in-model augmentation layers a :class:`TrainConfig` asks for."""
