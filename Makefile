@@ -4,7 +4,9 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-# The PyTorch backend is tested with the CPU build; a plain `torch` would pull several GB of CUDA libraries.
+# PyTorch: notebook 09 and the third Keras backend. `make lab` installs it too (the CPU build: a 192 MB download,
+# 754 MB installed). Where pip would pick the CUDA build (Linux, from PyPI: several GB), choose the CPU one, e.g.
+#   make lab TORCH="torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu"
 TORCH ?= torch==2.13.0
 PYTEST := $(BIN)/python -m pytest -p no:cacheprovider --durations=12
 NBVAL := --nbval-lax --nbval-current-env --nbval-kernel-startup-timeout 180 --nbval-cell-timeout 600 --nbval-sanitize-with tests/nbval_sanitize.cfg
@@ -40,10 +42,12 @@ $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
 	$(BIN)/python -m pip install -e ".[lab]"
+	$(BIN)/python -m pip install $(TORCH)
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed
-	$(BIN)/python -m pip install -e ".[lab,dev]" "$(TORCH)"
+	$(BIN)/python -m pip install -e ".[lab,dev]"
+	$(BIN)/python -m pip install $(TORCH)
 	touch $@
 
 chromium:

@@ -23,6 +23,10 @@ RIGHT = {
     "07.rollout_self": 0.5,
     "08.new_positions": 901,
     "08.repeats": 49.6,
+    "09.linear_weight": (128, 64),
+    "09.conv_kernel": lambda w: np.moveaxis(w, (0, 1), (3, 2)),
+    "09.shuffle_after_batch": "No",
+    "09.prefetch_step": 50,
 }
 WRONG = {
     "01.tokens": 588,  # the source text's count
@@ -42,6 +46,10 @@ WRONG = {
     "07.rollout_self": 0.0,
     "08.new_positions": 900,  # forgot the class token
     "08.repeats": 0.5,  # steps / images
+    "09.linear_weight": (64, 128),  # Keras' layout
+    "09.conv_kernel": lambda w: np.transpose(w, (3, 2, 1, 0)),  # swaps the patch's rows and columns too
+    "09.shuffle_after_batch": "yes",
+    "09.prefetch_step": 70,  # load + step: no overlap
 }
 
 

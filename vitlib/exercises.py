@@ -64,6 +64,11 @@ def _dense_to_conv_inputs():
     return [(rng.normal(size=(p * p * c, d)), p, c) for p, c, d in ((4, 3, 8), (2, 1, 5))]
 
 
+def _conv_kernel_inputs():
+    rng = np.random.default_rng(9)
+    return [(rng.normal(size=shape),) for shape in ((8, 1, 4, 4), (5, 3, 2, 2))]  # (D, C, P, P)
+
+
 EXERCISES = {
     "01.tokens": Exercise("How many tokens does a 384x384 image give with 16x16 patches?", 576,
                           "Count patches along each side (384 / 16) and multiply the two counts."),
@@ -145,7 +150,37 @@ EXERCISES = {
         "Every step takes 64 images, so the run takes 100 x 64 images in all; divide by the number of distinct "
         "images.",
     ),
+    "09.linear_weight": Exercise(
+        "A Keras Dense layer maps 64 values to 128, so its kernel has shape (64, 128). What shape has the weight of "
+        "the nn.Linear that computes the same function? (A tuple.)", lambda a: _shape(a) == (128, 64),
+        "nn.Linear stores its weight as (out_features, in_features) and computes x @ weight.T + bias.",
+    ),
+    "09.conv_kernel": Exercise(
+        "Write torch_conv_to_keras(weight): an nn.Conv2d weight (D, C, P, P) -> the Keras Conv2D kernel (P, P, C, D) "
+        "of the same convolution.",
+        _same_function(lambda w: np.transpose(w, (2, 3, 1, 0)), _conv_kernel_inputs),
+        "Both layouts keep the patch's rows and columns in that order; only the channel axes move: the input "
+        "channels C go third, the output channels D last. np.transpose(weight, axes) puts axis axes[i] at place i.",
+    ),
+    "09.shuffle_after_batch": Exercise(
+        "A pipeline is ds.batch(64).shuffle(100). Does a batch hold a different set of images from one epoch to the "
+        "next? Answer 'yes' or 'no'.", "no",
+        "shuffle() shuffles the elements it receives, and after batch() each element is a whole batch.",
+    ),
+    "09.prefetch_step": Exercise(
+        "Loading a batch takes 50 ms, a training step on it 20 ms, one CPU core each. With prefetch, about how many "
+        "ms does a step take once training runs?", lambda a: _near(a, 50, 3),
+        "With prefetch the next batch is loaded while the model trains on this one: the two overlap, and the "
+        "slower of the two sets the pace.",
+    ),
 }
+
+
+def _shape(answer):
+    try:
+        return tuple(int(n) for n in answer)
+    except (TypeError, ValueError):
+        return None
 
 
 def _near(answer, value, tolerance):
