@@ -1,56 +1,86 @@
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 import vitlib
-from vitlib.exercises import EXERCISES, check
+from vitlib import exercises
+from vitlib.exercise_bank import EXERCISES
+from vitlib.exercises import Choice, check, solution
 
 RIGHT = {
     "01.tokens": 576,
     "01.token_length": 48,
     "01.patchify": lambda x, p: vitlib.extract_patches(x, p, method="conv"),
-    "02.embedding_params": 590_592,
+    "01.why_order": "b",
+    "02.embedding_params": 603_136,
     "02.dense_to_conv": lambda k, p, c: np.reshape(k, (p, p, c, k.shape[-1])),
+    "02.why_conv": "(B)",
     "03.position_params": 443_136,
-    "03.no_position": "None ",
+    "03.no_position": " b",
     "04.attention": lambda q, k, v: np.asarray(
         vitlib.scaled_dot_product_attention(q[None, :, None], k[None, :, None], v[None, :, None])[0])[0, :, 0],
     "04.block_params": 7_087_872,
-    "05.tokens_h14": 257,
-    "05.params_s16": 22_050_664,
+    "04.why_scale": "b",
+    "05.tokens_384": 577,
+    "05.params_s16_384": 22_196_584,
+    "05.gap_tokens": "b",
     "06.warmup_lr": 1e-4,
-    "06.label_smoothing": 0.91,
+    "06.smoothing_wrong_class": 0.01,
+    "06.floor_02": 0.87,
+    "06.why_test_once": "b",
     "07.uniform_distance": 23.25,
     "07.rollout_self": 0.5,
+    "07.why_control": "b",
     "08.new_positions": 901,
     "08.repeats": 49.6,
+    "08.why_2d": "b",
     "09.linear_weight": (128, 64),
     "09.conv_kernel": lambda w: np.moveaxis(w, (0, 1), (3, 2)),
     "09.shuffle_after_batch": "No",
     "09.prefetch_step": 50,
+    "09.why_backend": "b",
 }
+# A common mistake for each exercise, with a word its feedback must contain (None: only the generic hint).
 WRONG = {
-    "01.tokens": 588,  # the source text's count
-    "01.token_length": 16,
-    "01.patchify": lambda x, p: np.reshape(x, (x.shape[0], -1, p * p * x.shape[-1])),  # ignores patch layout
-    "02.embedding_params": 589_824,  # forgot the biases
-    "02.dense_to_conv": lambda k, p, c: np.reshape(k, (c, p, p, -1)).transpose(1, 2, 0, 3),  # channel-first order
-    "03.position_params": 442_368,  # forgot the class token
-    "03.no_position": "learned",
-    "04.attention": lambda q, k, v: (q @ k.T) @ v,  # no scaling, no softmax
-    "04.block_params": 7_084_800,
-    "05.tokens_h14": 256,
-    "05.params_s16": 22_000_000,
-    "06.warmup_lr": 1e-3,
-    "06.label_smoothing": 0.9,
-    "07.uniform_distance": 26.16,  # left out the 9 pairs of a patch with itself
-    "07.rollout_self": 0.0,
-    "08.new_positions": 900,  # forgot the class token
-    "08.repeats": 0.5,  # steps / images
-    "09.linear_weight": (64, 128),  # Keras' layout
-    "09.conv_kernel": lambda w: np.transpose(w, (3, 2, 1, 0)),  # swaps the patch's rows and columns too
-    "09.shuffle_after_batch": "yes",
-    "09.prefetch_step": 70,  # load + step: no overlap
+    "01.tokens": (588, "channel"),
+    "01.token_length": (16, "channel"),
+    "01.patchify": (lambda x, p: np.reshape(x, (x.shape[0], -1, p * p * x.shape[-1])), "values are not"),
+    "01.why_order": ("a", "position embedding of its own"),
+    "02.embedding_params": (602_112, "biases"),
+    "02.dense_to_conv": (lambda k, p, c: np.reshape(k, (c, p, p, -1)).transpose(1, 2, 0, 3), "values are not"),
+    "02.why_conv": ("c", "exactly one patch"),
+    "03.position_params": (442_368, "class token"),
+    "03.no_position": ("a", "shuffle test"),
+    "04.attention": (lambda q, k, v: (q @ k.T) @ v, "values are not"),  # no scaling, no softmax
+    "04.block_params": (7_084_800, "LayerNorms"),
+    "04.why_scale": ("c", "not symmetric"),
+    "05.tokens_384": (576, "class token"),
+    "05.params_s16_384": (22_050_664, "position table"),
+    "05.gap_tokens": ("a", "no class token"),
+    "06.warmup_lr": (1e-3, "peak"),
+    "06.smoothing_wrong_class": (0.0111, "all 10 classes"),
+    "06.floor_02": (0.198, "true class"),
+    "06.why_test_once": ("c", "worse"),
+    "07.uniform_distance": (26.16, "itself"),
+    "07.rollout_self": (0.0, "residual"),
+    "07.why_control": ("c", "chance"),
+    "08.new_positions": (900, "class token"),
+    "08.repeats": (0.775, "64 images"),
+    "08.why_2d": ("a", "cheap"),
+    "09.linear_weight": ((64, 128), "Keras' layout"),
+    "09.conv_kernel": (lambda w: np.transpose(w, (3, 2, 1, 0)), "shape"),  # Keras' layout read backwards
+    "09.shuffle_after_batch": ("yes", "whole batches"),
+    "09.prefetch_step": (70, "without prefetch"),
+    "09.why_backend": ("a", "same logits"),
 }
+
+
+@pytest.fixture(autouse=True)
+def fresh_session():
+    for record in (exercises._WRONG_TRIES, exercises._TRIED, exercises._SOLUTION_ASKED):
+        record.clear()
 
 
 def test_every_exercise_has_a_right_and_a_wrong_answer_under_test():
@@ -58,25 +88,103 @@ def test_every_exercise_has_a_right_and_a_wrong_answer_under_test():
 
 
 @pytest.mark.parametrize("exercise_id", sorted(EXERCISES))
-def test_right_answers_pass_and_wrong_ones_get_a_hint(exercise_id, capsys):
+def test_right_answers_pass_and_common_mistakes_get_their_own_feedback(exercise_id, capsys):
     assert check(exercise_id, RIGHT[exercise_id]) is True
     assert "Correct" in capsys.readouterr().out
-    assert check(exercise_id, WRONG[exercise_id]) is False
+    wrong, word = WRONG[exercise_id]
+    assert check(exercise_id, wrong) is False
     out = capsys.readouterr().out
-    assert "Not yet" in out and "Hint:" in out
+    assert ("Not yet" in out or "Your function" in out) and word in out, out
 
 
-def test_missing_answer_and_crashing_function_are_handled(capsys):
+def test_an_unanswered_exercise_says_what_to_do_and_gives_no_hint(capsys):
     assert check("01.tokens", None) is False
-    assert "No answer yet" in capsys.readouterr().out
-    assert check("01.patchify", lambda x, p: 1 / 0) is False
-    assert check("01.tokens", "many") is False
+    out = capsys.readouterr().out
+    assert "Not answered yet" in out and "Replace None" in out and "Hint" not in out
 
 
-def test_s16_parameter_count_is_that_of_the_built_model():
-    assert vitlib.build_vit("S/16", image_size=224).count_params() == RIGHT["05.params_s16"]
+def test_string_and_choice_exercises_say_how_to_answer(capsys):
+    check("09.shuffle_after_batch", None)
+    assert "string in quotes" in capsys.readouterr().out
+    check("04.why_scale", None)
+    out = capsys.readouterr().out
+    assert "(a) To give every output vector length 1." in out and 'letter in quotes, e.g. "a"' in out
 
 
-def test_unknown_exercise_is_refused():
-    with pytest.raises(ValueError, match="Unknown exercise '9.9'"):
-        check("9.9", 1)
+def test_hints_come_after_wrong_attempts_one_more_each_time_then_the_solution_is_offered(capsys):
+    check("01.patchify", lambda x, p: x.reshape(x.shape[0], -1, p * p * x.shape[-1]))
+    first = capsys.readouterr().out
+    assert "Hint: Reshape so that each patch's rows and columns" in first and "transpose" not in first
+    check("01.patchify", lambda x, p: x.reshape(x.shape[0], -1, p * p * x.shape[-1]))
+    second = capsys.readouterr().out
+    assert "Hint: Then bring the two patch axes" in second and "vitlib.solution" not in second
+    check("01.patchify", lambda x, p: x.reshape(x.shape[0], -1, p * p * x.shape[-1]))
+    assert 'vitlib.solution("01.patchify")' in capsys.readouterr().out
+
+
+def test_a_function_that_raises_shows_its_exception_and_the_learners_line(capsys):
+    def patchify(images, p):
+        rows = images.shape[1] // p
+        return images.reshape(rows, "oops")
+
+    assert check("01.patchify", patchify) is False
+    out = capsys.readouterr().out
+    assert "Your function raised TypeError" in out
+    assert 'return images.reshape(rows, "oops")' in out and "Not yet" not in out
+
+
+def test_an_unwritten_stub_is_not_marked_wrong_and_counts_no_attempt(capsys):
+    def to_conv(kernel, p, c):
+        ...  # your code
+
+    assert check("02.dense_to_conv", to_conv) is False
+    out = capsys.readouterr().out
+    assert "returns None" in out and "Not yet" not in out and "Hint" not in out
+    assert exercises._WRONG_TRIES["02.dense_to_conv"] == 0
+
+
+def test_a_choice_outside_the_options_asks_again_without_counting(capsys):
+    assert check("04.why_scale", "d") is False
+    assert "one of the letters 'a', 'b', 'c'" in capsys.readouterr().out
+    assert exercises._WRONG_TRIES["04.why_scale"] == 0
+
+
+def test_the_solution_asks_for_a_try_first_and_shows_it_after_one(capsys):
+    solution("05.tokens_384")
+    assert "Try it first" in capsys.readouterr().out
+    solution("05.tokens_384")  # asked twice: shown anyway
+    assert "577 tokens" in capsys.readouterr().out
+    check("06.warmup_lr", 0.5)
+    capsys.readouterr()
+    solution("06.warmup_lr")
+    assert "1e-3 x 1 / 10" in capsys.readouterr().out
+
+
+def test_unknown_exercise_ids_are_refused_by_name():
+    with pytest.raises(ValueError, match="Unknown exercise '01.nope'"):
+        check("01.nope", 1)
+    with pytest.raises(ValueError, match="Unknown exercise"):
+        solution("01.nope")
+
+
+def test_every_choice_has_feedback_for_each_option_and_a_right_letter_among_them():
+    for exercise_id, exercise in EXERCISES.items():
+        if isinstance(exercise, Choice):
+            assert exercise.right in exercise.options, exercise_id
+            assert all(text and feedback for text, feedback in exercise.options.values()), exercise_id
+
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+
+
+@pytest.mark.backend_independent
+def test_every_exercise_is_asked_in_its_notebook_and_every_notebook_asks_an_explain_question():
+    asked = {}
+    for path in sorted(NOTEBOOKS.glob("*.ipynb")):
+        source = "\n".join("".join(c["source"]) for c in json.loads(path.read_text())["cells"])
+        asked[path.name[:2]] = {i for i in EXERCISES if f'"{i}"' in source}
+        assert "vitlib.solution" in source, f"{path.name}: the exercise header should say how to see a solution"
+    for exercise_id in EXERCISES:
+        assert exercise_id in asked[exercise_id[:2]], f"{exercise_id} is not asked in notebook {exercise_id[:2]}"
+    for number, ids in asked.items():
+        assert any(isinstance(EXERCISES[i], Choice) for i in ids), f"notebook {number} has no explain question"

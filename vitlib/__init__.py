@@ -52,7 +52,7 @@ __version__ = "0.1.0"
 # compiled model needs to load); plotting and widgets (matplotlib, ipywidgets), training and the PyTorch port on
 # first use (vitlib.plotting works as usual), so that `import vitlib` stays light.
 from vitlib import analysis, costs, data, distill, exercises, fast, pretrained, schedule  # noqa: E402
-from vitlib.exercises import check  # noqa: E402
+from vitlib.exercises import check, solution  # noqa: E402
 
 _LAZY = ("plotting", "widgets", "training", "recipes", "devices", "resolution", "experiments", "torch_vit")
 
@@ -61,7 +61,7 @@ __all__ = [
     "MLPBlock", "MultiHeadSelfAttention", "PatchEmbedding", "Patches", "PositionEmbedding", "ShiftedPatchEmbedding",
     "StochasticDepth", "TokenPool", "TokenStem", "ViTConfig", "VisionTransformer", "attention_weights", "build_vit",
     "check", "encoder_blocks", "extract_patches", "identity_patch_kernel", "num_patches", "parse_variant", "patch_grid",
-    "patches_to_images", "resize_position_embeddings", "scaled_dot_product_attention", "sincos_1d", "sincos_2d",
+    "patches_to_images", "solution", "resize_position_embeddings", "scaled_dot_product_attention", "sincos_1d", "sincos_2d",
     "analysis", "costs", "data", "distill", "exercises", "fast", "pretrained", "schedule", *_LAZY,
 ]
 
