@@ -54,7 +54,7 @@ WRONG = {
     "03.position_params": (442_368, "class token"),
     "03.no_position": ("a", "shuffle test"),
     "04.attention": (lambda q, k, v: (q @ k.T) @ v, "values are not"),  # no scaling, no softmax
-    "04.block_params": (7_084_800, "LayerNorms"),
+    "04.block_params": (7_084_800, "3,072 short"),
     "04.why_scale": ("c", "not symmetric"),
     "05.tokens_384": (576, "class token"),
     "05.params_s16_384": (22_050_664, "position table"),
@@ -79,7 +79,7 @@ WRONG = {
 
 @pytest.fixture(autouse=True)
 def fresh_session():
-    for record in (exercises._WRONG_TRIES, exercises._TRIED, exercises._SOLUTION_ASKED):
+    for record in (exercises._WRONG_TRIES, exercises._HINTS_SHOWN, exercises._TRIED, exercises._SOLUTION_ASKED):
         record.clear()
 
 
@@ -188,3 +188,31 @@ def test_every_exercise_is_asked_in_its_notebook_and_every_notebook_asks_an_expl
         assert exercise_id in asked[exercise_id[:2]], f"{exercise_id} is not asked in notebook {exercise_id[:2]}"
     for number, ids in asked.items():
         assert any(isinstance(EXERCISES[i], Choice) for i in ids), f"notebook {number} has no explain question"
+
+
+def test_a_number_typed_with_commas_is_explained_not_marked_wrong(capsys):
+    assert check("05.params_s16_384", (22, 196, 584)) is False
+    out = capsys.readouterr().out
+    assert "as a tuple of 3 numbers" in out and "22196584" in out and "Not yet" not in out
+    assert exercises._WRONG_TRIES["05.params_s16_384"] == 0
+
+
+def test_a_mistakes_own_feedback_does_not_use_up_the_first_hint(capsys):
+    check("06.floor_02", 0.50)  # a listed mistake: its own feedback, no hint
+    assert "Hint" not in capsys.readouterr().out
+    check("06.floor_02", 0.3)
+    assert "Hint: The floor is the entropy" in capsys.readouterr().out
+
+
+def test_a_stub_raising_not_implemented_is_not_written_yet(capsys):
+    def to_conv(kernel, p, c):
+        raise NotImplementedError
+
+    assert check("02.dense_to_conv", to_conv) is False
+    assert "NotImplementedError: write its body" in capsys.readouterr().out
+    assert exercises._WRONG_TRIES["02.dense_to_conv"] == 0
+
+
+def test_a_tuple_answer_typed_as_a_string_is_read_as_the_tuple(capsys):
+    assert check("09.linear_weight", "(128, 64)") is True
+

@@ -19,6 +19,8 @@ def _near(value, tolerance):
 
 
 def _shape(answer):
+    if isinstance(answer, str):  # "(128, 64)" typed in quotes
+        answer = answer.strip().strip("()[]").split(",")
     try:
         return tuple(int(n) for n in answer)
     except (TypeError, ValueError):
@@ -156,13 +158,14 @@ EXERCISES = {
         "LayerNorms 2 x (768 + 768); attention 4 x (768 x 768 + 768); MLP 768 x 3072 + 3072 + 3072 x 768 + 768: "
         "7,087,872 in all.",
         mistakes=((BLOCK_B - 4 * 768 - 3072 - 768, "You left out the biases of the projections and of the MLP."),
-                  (BLOCK_B - 4 * 768, "You left out the LayerNorms' scales and biases (2 x 2 x 768)."))),
+                  (BLOCK_B - 4 * 768, "You are 3,072 short: the LayerNorms' scales and biases (2 x 2 x 768), or the "
+                                      "four attention projections' biases (4 x 768)?"))),
     "04.why_scale": Choice(
         "Why are the attention scores divided by sqrt(d) before the softmax?",
         {"a": ("To give every output vector length 1.", "The outputs are weighted means of values; nothing makes "
                "their length 1."),
-         "b": ("A dot product of two random d-dimensional vectors grows like sqrt(d); unscaled, large d makes the "
-               "softmax nearly one-hot and its gradients vanish.",
+         "b": ("The spread (standard deviation) of a dot product of two random d-dimensional vectors grows like "
+               "sqrt(d); unscaled, large d makes the softmax nearly one-hot and its gradients vanish.",
                "Yes: dividing by sqrt(d) keeps the scores' spread about 1 whatever the head size."),
          "c": ("To make attention symmetric between two tokens.", "Q and K are different projections, so the scores "
                "are not symmetric, scaled or not.")},
@@ -189,7 +192,8 @@ EXERCISES = {
         "b", "b: 196 patch tokens and no class token; the mean over them replaces the class token's state (Eq. 4)."),
     # 06 · Training
     "06.warmup_lr": Exercise(
-        "With a linear warm-up of 10 steps to a peak learning rate of 1e-3, what is the rate after step 1?", 1e-4,
+        "With a linear warm-up of 10 steps to a peak learning rate of 1e-3, what learning rate does the schedule give "
+        "at step 1, after one step?", 1e-4,
         ("During warm-up the rate grows in equal steps from 0 to the peak.",),
         "peak x step / warmup_steps = 1e-3 x 1 / 10 = 1e-4.",
         mistakes=((1e-3, "That is the peak, reached after the 10th step."),

@@ -1,9 +1,10 @@
 """The notebooks' exercise checker: ``check("01.tokens", 576)`` says whether an answer is right.
 
 How it teaches: an unanswered exercise says only what to do; a wrong answer gets feedback on the mistake when it is
-a common one (``588`` -> "you counted each colour channel separately"), else a hint, a more detailed one with each
-further try; a function that raises shows its exception and the learner's own line; a stub that returns nothing yet
-is "not written", not wrong; ``solution("01.tokens")`` shows the worked answer once something has been tried.
+a common one (``1728`` tokens for a 384x384 image -> "you counted each colour channel separately"), else a hint, a
+more detailed one with each further try; a function that raises shows its exception and the learner's own line; a
+stub that returns nothing yet is "not written", not wrong; ``solution("01.tokens")`` shows the worked answer once
+something has been tried.
 The questions themselves are in :mod:`vitlib.exercise_bank`.
 """
 import collections
@@ -31,13 +32,18 @@ class Exercise:
         if self.inputs is not None:
             return "Write the function in the cell, then pass it instead of None."
         if isinstance(self.expected, str):
-            return 'Answer with a string in quotes, e.g. "yes".'
+            return 'Answer with a string in quotes, e.g. "my answer".'
         return "Replace None with your answer."
 
     def judge(self, answer):
         """(verdict, detail): verdict is "right", "wrong", "raised" or "unwritten"."""
         if self.inputs is not None:
             return _judge_function(answer, self.expected, self.inputs)
+        if isinstance(self.expected, (int, float)) and isinstance(answer, tuple) and answer \
+                and all(isinstance(a, int) for a in answer):
+            joined = "".join(f"{a:03d}" if i else str(a) for i, a in enumerate(answer))
+            return "unwritten", (f"Python reads {', '.join(map(str, answer))} as a tuple of {len(answer)} numbers: write "
+                                 f"the number without commas, e.g. {joined}, or with underscores.")
         if _matches(self.expected, answer):
             return "right", None
         for wrong, feedback in self.mistakes:
@@ -87,6 +93,8 @@ def _judge_function(answer, reference, make_inputs):
     for args in make_inputs():
         try:
             got = answer(*args)
+        except NotImplementedError:
+            return "unwritten", "Your function raises NotImplementedError: write its body first."
         except Exception as error:  # the learner's code: show what went wrong and where
             return "raised", _describe(error)
         if got is None:
@@ -111,6 +119,7 @@ def _describe(error):
 
 
 _WRONG_TRIES = collections.Counter()  # exercise id -> wrong attempts in this session
+_HINTS_SHOWN = collections.Counter()  # exercise id -> hints shown so far (a mistake's own feedback is not a hint)
 _TRIED = set()  # ids answered at least once (right or wrong)
 _SOLUTION_ASKED = set()
 
@@ -144,9 +153,9 @@ def check(exercise_id, answer):
         return False
     shown = getattr(answer, "__name__", repr(answer))
     lines = [f"{tag} Not yet: {shown} is not right." + (f" {detail}" if detail else "")]
-    hints = exercise.hints[:_WRONG_TRIES[exercise_id]]
-    if hints and not (detail and isinstance(exercise, Exercise) and exercise.inputs is None):
-        lines.append(f"  Hint: {hints[-1]}")
+    if exercise.hints and not (detail and isinstance(exercise, Exercise) and exercise.inputs is None):
+        lines.append(f"  Hint: {exercise.hints[min(_HINTS_SHOWN[exercise_id], len(exercise.hints) - 1)]}")
+        _HINTS_SHOWN[exercise_id] += 1
     if _WRONG_TRIES[exercise_id] >= max(len(exercise.hints), 1) + 1:
         lines.append(f'  Stuck? vitlib.solution("{exercise_id}") shows a worked answer.')
     print("\n".join(lines))
