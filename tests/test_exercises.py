@@ -216,3 +216,10 @@ def test_a_stub_raising_not_implemented_is_not_written_yet(capsys):
 def test_a_tuple_answer_typed_as_a_string_is_read_as_the_tuple(capsys):
     assert check("09.linear_weight", "(128, 64)") is True
 
+
+
+def test_s16_parameter_counts_of_the_exercise_are_those_of_the_built_models():
+    from vitlib.exercise_bank import S16_AT_224, S16_AT_384
+
+    assert vitlib.build_vit("S/16", image_size=224).count_params() == S16_AT_224
+    assert vitlib.build_vit("S/16", image_size=384).count_params() == S16_AT_384
