@@ -16,7 +16,7 @@ NBVAL := --nbval-lax --nbval-current-env --nbval-kernel-startup-timeout 180 --nb
 LAB_OPTIONS ?=
 ROOT_OPTION := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: lab test test-unit test-backends lint chromium notebooks
+.PHONY: lab test test-unit test-backends lint chromium notebooks site lock
 lab: $(VENV)/.installed
 	$(BIN)/jupyter lab $(ROOT_OPTION) $(LAB_OPTIONS) notebooks/
 
@@ -38,20 +38,47 @@ test-backends: $(VENV)/.installed-dev
 notebooks: $(VENV)/.installed-dev
 	$(BIN)/python scripts/run_notebooks.py notebooks/*.ipynb
 
-$(VENV)/.installed: pyproject.toml
+# The static site of the collection from the committed notebooks (nothing re-run) into build/site; open
+# build/site/index.html. Needs the `site` extra (mkdocs and mkdocs-jupyter), which this installs.
+site: $(VENV)/.installed-site
+	NO_MKDOCS_2_WARNING=1 $(BIN)/python scripts/build_site.py
+
+$(VENV)/.installed-site: pyproject.toml constraints.txt $(VENV)/.installed
+	$(PIP) -e ".[lab,site]"
+	touch $@
+
+# Every install is held to constraints.txt: the versions that produced the committed notebook outputs (`make lock`
+# writes it from .venv). Without them: make lab CONSTRAINTS= (pip then picks the newest versions pyproject.toml allows).
+CONSTRAINTS ?= -c constraints.txt
+PIP := $(BIN)/python -m pip install $(CONSTRAINTS)
+
+$(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
-	$(BIN)/python -m pip install -e ".[lab]"
-	$(BIN)/python -m pip install $(TORCH)
+	$(PIP) -e ".[lab]"
+	$(PIP) $(TORCH)
 	touch $@
 
-$(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed
-	$(BIN)/python -m pip install -e ".[lab,dev]"
-	$(BIN)/python -m pip install $(TORCH)
+$(VENV)/.installed-dev: pyproject.toml constraints.txt $(VENV)/.installed
+	$(PIP) -e ".[lab,dev]"
+	$(PIP) $(TORCH)
 	touch $@
 
-chromium:
-	@command -v chromium >/dev/null 2>&1 || test -x /usr/bin/chromium || { \
+# Pin what .venv has now (after a deliberate upgrade and a `make notebooks` run, so that the outputs match).
+lock:
+	{ echo "# The versions that produced the committed notebook outputs (Linux x86-64, Python 3.11), written by"; \
+	  echo "# make lock from .venv; every install in the Makefile is held to them. Local labels (+cpu) dropped."; \
+	  $(BIN)/python -m pip freeze --exclude-editable | grep -v '^#' | sed 's/+[a-z0-9.]*$$//'; } > constraints.txt
+
+# The browser tests' Chromium: Debian's package where apt-get exists (Debian, Ubuntu, WSL2), else Playwright's own
+# build (macOS, other Linux distributions; a download from Playwright's servers into its cache).
+chromium: $(VENV)/.installed-dev
+	@command -v chromium >/dev/null 2>&1 || test -x /usr/bin/chromium || \
+	if command -v apt-get >/dev/null 2>&1; then \
 	  echo "Installing Debian's chromium for the browser test"; \
 	  SUDO=$$(test "$$(id -u)" = 0 || echo sudo); \
-	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium; }
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium; \
+	else \
+	  echo "No apt-get: installing Playwright's own Chromium for the browser test"; \
+	  $(BIN)/python -m playwright install chromium; \
+	fi

@@ -1,4 +1,4 @@
-"""A real browser: JupyterLab on localhost, driven by Debian's Chromium through Playwright.
+"""A real browser: JupyterLab on localhost, driven by Chromium (Debian's, or Playwright's own) through Playwright.
 
 Opens notebook 01, runs all cells, moves the patch explorer's slider with the keyboard, and checks that the
 widget re-renders (token count and picture change) and that no widget shows an error. Then runs a small
@@ -18,6 +18,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from browser import launch
 
 pytestmark = pytest.mark.tensorflow_only
 
@@ -34,7 +35,6 @@ EXPLORER_CELLS = [
     "images = vitlib.data.load_dataset('translated_digits', canvas_size=12).x_test[:4]\n"
     "vitlib.widgets.AttentionExplorer({'model': model, 'control': analysis.untrained_copy(model, 1)}, images)",
 ]
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SHOTS = ROOT / "build" / "browser"
 
 
@@ -53,8 +53,6 @@ def free_port():
 
 @pytest.fixture(scope="module")
 def jupyterlab(tmp_path_factory):
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"Chromium not found at {CHROMIUM}: `make test` installs Debian's chromium package.")
     work = tmp_path_factory.mktemp("lab")
     shutil.copy(ROOT / "notebooks" / NOTEBOOK, work / NOTEBOOK)  # JupyterLab saves: never touch the committed copy
     import nbformat
@@ -116,9 +114,7 @@ def notebook_page(url, notebook, shot):
     SHOTS.mkdir(parents=True, exist_ok=True)
     start_session(url, notebook)
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"])
+        browser = launch(p)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         try:
             page.goto(f"{url}/lab/tree/{notebook}?reset", timeout=120_000)  # reset: no tabs of earlier tests

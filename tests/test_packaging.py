@@ -44,7 +44,7 @@ def test_every_third_party_import_of_vitlib_is_declared():
             elif isinstance(node, ast.ImportFrom) and node.level == 0:
                 imports.add(node.module.split(".")[0])
     stdlib = set(sys.stdlib_module_names)
-    aliases = {"PIL": "pillow", "sklearn": "scikit-learn"}
+    aliases = {"PIL": "pillow", "sklearn": "scikit-learn", "IPython": "ipython"}
     third_party = {aliases.get(m, m).replace("_", "-") for m in imports - stdlib - {"vitlib"}}
     assert third_party - declared == set()
 
@@ -128,3 +128,4 @@ def test_every_notebook_starts_with_a_tagged_parameters_cell_of_plain_assignment
         assert first["metadata"].get("tags") == ["parameters"], path.name
         body = ast.parse("".join(first["source"])).body
         assert body and all(isinstance(node, ast.Assign) for node in body), path.name  # papermill overrides them
+

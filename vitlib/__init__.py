@@ -54,7 +54,7 @@ __version__ = "0.1.0"
 from vitlib import analysis, costs, data, distill, exercises, fast, pretrained, schedule  # noqa: E402
 from vitlib.exercises import check, solution  # noqa: E402
 
-_LAZY = ("plotting", "widgets", "training", "recipes", "devices", "resolution", "experiments", "torch_vit")
+_LAZY = ("plotting", "widgets", "training", "recipes", "devices", "resolution", "experiments", "torch_vit", "progress")
 
 __all__ = [
     "ATTENTIONS", "POOLS", "POSITION_EMBEDDINGS", "STEMS", "VARIANTS", "ClassToken", "ConvStem", "EncoderBlock",

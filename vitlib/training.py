@@ -14,7 +14,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from vitlib import _checks
+from vitlib import _checks, progress
 from vitlib.data import DatasetUnavailableError, augmentation, load_dataset, make_pipeline  # noqa: F401  (re-exported)
 from vitlib.devices import gpu_available, resolve_jit, resolve_precision, resolve_strategy  # noqa: F401  (re-exported)
 from vitlib.distill import DistillationLoss, distillation_model, small_cnn, student_accuracy  # noqa: F401  (re-exported)
@@ -114,6 +114,8 @@ def train(config, out_dir="runs/digits", verbose="auto", data=None):
     ``history``, the per-epoch losses and accuracies (plot them with ``vitlib.plotting.history_figure``).
     ``data``: a :class:`vitlib.data.Dataset` to train on instead of ``load_dataset(config.dataset)``
     (e.g. one fold of a cross-validation, as in ``benchmarks/digits_cv.py``).
+    ``verbose``: as Keras' ``fit`` (0 silent, 1 a progress bar, 2 a line per epoch), or ``"line"``: one line updated
+    per epoch (:class:`vitlib.progress.EpochLine`), which ``"auto"`` (the default) means in a notebook.
     """
     if isinstance(config, dict):
         config = TrainConfig(**config)
@@ -171,6 +173,9 @@ def _train(config, out, verbose, data):
             keras.callbacks.TerminateOnNaN(),
             keras.callbacks.CSVLogger(str(out / "history.csv"), append=True),
         ]
+        if verbose == "line" or (verbose == "auto" and progress._in_notebook()):
+            callbacks.append(progress.EpochLine(out.name))  # the run, by its folder
+            verbose = 0
         start = time.perf_counter()
         validation = pipe(data.x_val, data.y_val, False) if len(data.y_val) else None
         history = model.fit(pipe(data.x_train, data.y_train, True), validation_data=validation,

@@ -1,0 +1,74 @@
+"""Do the lower bounds in pyproject.toml still work? Install exactly them into a fresh venv and use vitlib there.
+
+    python scripts/check_lower_bounds.py [--venv DIR]     # default build/lower-bounds; tests/test_packaging.py runs it
+
+Reads `project.dependencies` and holds every `>=X.Y` to the X.Y series (`>=X.Y,<X.Y+1`: the oldest release line vitlib
+claims to support, at its last patch release, since some `.0` releases do not exist, e.g. TensorFlow 2.16.0), installs
+them (and vitlib itself, without dependencies) into the venv, then runs SMOKE there: import vitlib, build a ViT,
+train two steps, save and reload the `.keras` file, and compare the predictions. Prints the installed versions.
+"""
+import argparse
+import re
+import subprocess
+import tomllib
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SMOKE = r"""
+import importlib.metadata as md, os, tempfile
+import numpy as np
+import keras, vitlib
+from vitlib import data, training
+print({name: md.version(name) for name in NAMES})
+digits = data.load_dataset("digits")
+model = vitlib.build_vit(None, image_size=8, channels=1, patch_size=4, hidden_size=16, depth=1, num_heads=2,
+                         mlp_dim=32, num_classes=10)
+model.compile(optimizer=keras.optimizers.AdamW(1e-3),
+              loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+history = model.fit(digits.x_train[:64], digits.y_train[:64], batch_size=32, epochs=1, verbose=0)
+assert np.isfinite(history.history["loss"][-1])
+path = os.path.join(tempfile.mkdtemp(), "model.keras")
+model.save(path)
+again = keras.saving.load_model(path)
+np.testing.assert_allclose(again.predict(digits.x_test[:8], verbose=0), model.predict(digits.x_test[:8], verbose=0),
+                           atol=1e-6)
+assert vitlib.patch_grid(224, 16) == (14, 14) and model.count_params() > 0
+print("lower bounds OK")
+"""
+
+
+def lower_bounds():
+    """``name>=X.Y,<X.Y+1`` for every ``name>=X.Y`` of the library's runtime dependencies."""
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    pins = []
+    for dep in deps:
+        match = re.fullmatch(r"([A-Za-z0-9_.-]+)>=([0-9.]+)", dep.split(";")[0].strip())
+        if not match:
+            raise ValueError(f"pyproject.toml dependency {dep!r}: write it as name>=version so its lower bound can be tested.")
+        parts = [int(p) for p in match[2].split(".")]
+        parts[-1] += 1
+        pins.append(f"{match[1]}>={match[2]},<{'.'.join(map(str, parts))}")
+    return pins
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--venv", type=Path, default=ROOT / "build" / "lower-bounds")
+    args = parser.parse_args(argv)
+    python = args.venv / "bin" / "python"
+    if not python.exists():
+        venv.create(args.venv, with_pip=True)
+    pins = lower_bounds()
+    pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    subprocess.run(pip + pins, check=True)
+    subprocess.run(pip + ["--no-deps", "-e", str(ROOT)], check=True)
+    names = [pin.split(">=")[0] for pin in pins]
+    smoke = f"NAMES = {names!r}\n" + SMOKE
+    subprocess.run([str(python), "-c", smoke], check=True, cwd=args.venv, env={"KERAS_BACKEND": "tensorflow",
+                                                                                "TF_CPP_MIN_LOG_LEVEL": "2",
+                                                                                "PATH": "/usr/bin:/bin"})
+
+
+if __name__ == "__main__":
+    main()
