@@ -58,8 +58,8 @@ def resolve_jit(setting):
 def resolve_strategy(setting):
     """A ``tf.distribute`` strategy: ``MirroredStrategy`` over all GPUs (``"auto"`` with 2+ GPUs, or
     ``"mirrored"``, which falls back to all logical CPUs when there is no GPU), else the default one.
-    Several machines: use ``tf.distribute.MultiWorkerMirroredStrategy`` with ``TF_CONFIG`` set on each
-    worker (see the README). Under JAX use ``keras.distribution.DataParallel`` instead."""
+    Under JAX set a ``keras.distribution.DataParallel`` instead (:func:`distribution_size`). Several machines: not
+    supported (``MultiWorkerMirroredStrategy`` does not work with Keras 3's ``fit``; see the README)."""
     import tensorflow as tf
 
     gpus = tf.config.list_logical_devices("GPU")
@@ -67,3 +67,13 @@ def resolve_strategy(setting):
         devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
         return tf.distribute.MirroredStrategy(devices)
     return tf.distribute.get_strategy()
+
+
+def distribution_size():
+    """How many devices the global ``keras.distribution`` (JAX: e.g. ``DataParallel``) splits each batch over; 1
+    when none is set (and on TensorFlow and PyTorch, which use ``tf.distribute`` or nothing instead)."""
+    import keras
+    import numpy as np
+
+    distribution = keras.distribution.distribution() if keras.backend.backend() == "jax" else None
+    return 1 if distribution is None else int(np.size(distribution.device_mesh.devices))

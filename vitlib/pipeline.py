@@ -11,15 +11,24 @@ AUGMENTATIONS = ("none", "basic", "strong")  # see augmentation()
 
 
 def make_pipeline(images, labels, batch_size=128, num_classes=None, shuffle=False, seed=0, drop_remainder=False,
-                  map_fn=None, repeat=False):
+                  map_fn=None, repeat=False, pad_to=None):
     """A ``tf.data`` pipeline: (shuffle) -> (map) -> (repeat) -> batch -> prefetch. ``repeat=True``: endless, each
     pass reshuffled (for a budget in steps rather than epochs). Labels become one-hot when ``num_classes``
     is given (needed for label smoothing). ``map_fn(image, random)`` changes each image with a fresh random int64
     every time the pipeline is iterated (every epoch), reproducibly from ``seed`` (e.g. ``Dataset.train_map``).
+    ``pad_to=N`` (evaluation over N devices, which must all get equal shares of every batch): the images are padded
+    with blank ones to a multiple of N (at most N - 1 blanks) and every element gets a sample weight, 1 for a real
+    image and 0 for a blank, so weighted metrics (accuracy) count the real images only.
     TensorFlow-specific, so it lives here at the edge."""
     import tensorflow as tf
 
     y = labels if num_classes is None else np.eye(num_classes, dtype="float32")[labels]
+    if pad_to:
+        blanks = -len(labels) % pad_to
+        weights = np.concatenate([np.ones(len(labels), "float32"), np.zeros(blanks, "float32")])
+        images = np.concatenate([images, np.zeros((blanks, *np.shape(images)[1:]), np.asarray(images).dtype)])
+        y = np.concatenate([y, np.zeros((blanks, *np.shape(y)[1:]), np.asarray(y).dtype)])
+        return tf.data.Dataset.from_tensor_slices((images, y, weights)).batch(batch_size).prefetch(tf.data.AUTOTUNE)
     ds = tf.data.Dataset.from_tensor_slices((images, y))
     if shuffle:
         ds = ds.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)

@@ -16,7 +16,7 @@ import numpy as np
 
 from vitlib import _checks, progress
 from vitlib.data import DatasetUnavailableError, augmentation, load_dataset, make_pipeline  # noqa: F401  (re-exported)
-from vitlib.devices import gpu_available, resolve_jit, resolve_precision, resolve_strategy  # noqa: F401  (re-exported)
+from vitlib.devices import distribution_size, gpu_available, resolve_jit, resolve_precision, resolve_strategy  # noqa: F401
 from vitlib.distill import DistillationLoss, distillation_model, small_cnn, student_accuracy  # noqa: F401  (re-exported)
 from vitlib.model import build_vit
 from vitlib.recipes import RECIPES, TrainConfig, recipe  # noqa: F401  (re-exported: training.recipe("digits"), ...)
@@ -51,16 +51,19 @@ class SaveBest(keras.callbacks.Callback):
             self.vit.save(self.path)
 
 
-def compile_for_training(model, config, steps_per_epoch, loss=None, metrics=None, steps_per_execution=1):
+def compile_for_training(model, config, steps_per_epoch, loss=None, metrics=None, steps_per_execution=1, weighted=False):
     """Compile any Keras classifier (logits out, one-hot labels in) with the recipe's optimiser and loss:
     AdamW, warm-up + cosine schedule, global gradient-norm clipping, cross-entropy with label smoothing
     (or ``loss``, such as a :class:`DistillationLoss`), accuracy (or ``metrics``). ``steps_per_execution``: steps
-    run per call of the traced step (Keras' option; the same numbers, less overhead per step for small models)."""
+    run per call of the traced step (Keras' option; the same numbers, less overhead per step for small models).
+    ``weighted=True``: the metrics use the data's sample weights (Keras' ``weighted_metrics``), as padded evaluation
+    batches need."""
     schedule = WarmupCosine(config.learning_rate, config.epochs * steps_per_epoch, config.warmup_epochs * steps_per_epoch)
     model.compile(
         optimizer=keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay, global_clipnorm=config.clip_norm),
         loss=loss or keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=config.label_smoothing),
-        metrics=metrics or [keras.metrics.CategoricalAccuracy(name="accuracy")], jit_compile=resolve_jit(config.jit_compile),
+        **{"weighted_metrics" if weighted else "metrics": metrics or [keras.metrics.CategoricalAccuracy(name="accuracy")]},
+        jit_compile=resolve_jit(config.jit_compile),
         steps_per_execution=steps_per_execution,
     )
     # Create the optimiser's slots now. Otherwise they (and a metric given by name) are created while
@@ -144,13 +147,21 @@ def _train(config, out, verbose, data):
         steps_per_epoch = len(data.y_train) // config.batch_size if drop_remainder else 1
         # Evaluation in big batches (usually one: fewer steps) on one device; with several replicas in the
         # training batch size, as TensorFlow's MirroredStrategy fails on some unevenly split big batches.
-        replicas = strategy.num_replicas_in_sync if strategy is not None else 1
+        # Under a JAX keras.distribution every batch is split evenly over its devices: the evaluation images are padded
+        # with up to shards - 1 blank, zero-weight ones (the accuracy counts the real images; the loss is divided by
+        # the padded count, e.g. 144 for 143 validation images on 2 devices).
+        shards = distribution_size()
+        replicas = strategy.num_replicas_in_sync if strategy is not None else shards
+        if config.batch_size % replicas:
+            raise ValueError(f"batch_size={config.batch_size} does not split evenly over {replicas} devices: use a "
+                             f"multiple of {replicas}.")
         eval_batch = max(config.batch_size, EVAL_BATCH) if replicas == 1 else config.batch_size
 
         def pipe(x, y, training):
             return make_pipeline(x, y, config.batch_size if training else eval_batch, data.num_classes, training,
                                  config.seed, drop_remainder=training and drop_remainder,
-                                 map_fn=data.train_map if training else None)
+                                 map_fn=data.train_map if training else None,
+                                 pad_to=shards if shards > 1 and not training else None)
 
         teacher_seconds, teacher_accuracy = 0.0, None
         with strategy.scope() if strategy is not None else contextlib.nullcontext():
@@ -162,10 +173,12 @@ def _train(config, out, verbose, data):
             if config.distill:
                 model = distillation_model(vit, teacher, recipe_augmentation(config))
                 compile_for_training(model, config, steps_per_epoch, metrics=[student_accuracy(data.num_classes)],
+                                     weighted=shards > 1,
                                      loss=DistillationLoss(data.num_classes, config.distill, config.distill_temperature,
                                                            config.label_smoothing))
             else:
-                model = compile_for_training(with_augmentation(vit, config, name="train_model"), config, steps_per_epoch)
+                model = compile_for_training(with_augmentation(vit, config, name="train_model"), config, steps_per_epoch,
+                                             weighted=shards > 1)
         best_so_far = max(read_history(out / "history.csv").get("val_accuracy", []), default=-np.inf)
         callbacks = [
             keras.callbacks.BackupAndRestore(str(out / "backup")),
@@ -183,7 +196,8 @@ def _train(config, out, verbose, data):
         train_seconds = time.perf_counter() - start
         vit.save(out / "last.keras")
         tested = keras.saving.load_model(out / f"{config.keep}.keras")
-        tested.compile(loss=keras.losses.CategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+        tested.compile(loss=keras.losses.CategoricalCrossentropy(from_logits=True),
+                       **{"weighted_metrics" if shards > 1 else "metrics": ["accuracy"]})
         _, test_accuracy = tested.evaluate(pipe(data.x_test, data.y_test, False), verbose=0)
     finally:
         keras.config.set_dtype_policy(previous_policy)
@@ -200,7 +214,7 @@ def _train(config, out, verbose, data):
         "parameters": int(vit.count_params()),
         "precision": precision,
         "backend": keras.backend.backend(),
-        "devices": int(strategy.num_replicas_in_sync) if strategy is not None else 1,
+        "devices": replicas,
         "dataset": repr(data),
         "config": dataclasses.asdict(config),
     }
