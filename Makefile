@@ -70,15 +70,13 @@ lock:
 	  echo "# make lock from .venv; every install in the Makefile is held to them. Local labels (+cpu) dropped."; \
 	  $(BIN)/python -m pip freeze --exclude-editable | grep -v '^#' | sed 's/+[a-z0-9.]*$$//'; } > constraints.txt
 
-# The browser tests' Chromium: Debian's package where apt-get exists (Debian, Ubuntu, WSL2), else Playwright's own
-# build (macOS, other Linux distributions; a download from Playwright's servers into its cache).
+# The browser tests' Chromium: Debian's package where apt-get can install it, else Playwright's own build (Ubuntu,
+# whose chromium is a snap; macOS; other Linux distributions: a download from Playwright's servers into its cache).
 chromium: $(VENV)/.installed-dev
 	@command -v chromium >/dev/null 2>&1 || test -x /usr/bin/chromium || \
-	if command -v apt-get >/dev/null 2>&1; then \
-	  echo "Installing Debian's chromium for the browser test"; \
-	  SUDO=$$(test "$$(id -u)" = 0 || echo sudo); \
-	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium; \
-	else \
-	  echo "No apt-get: installing Playwright's own Chromium for the browser test"; \
-	  $(BIN)/python -m playwright install chromium; \
-	fi
+	{ command -v apt-get >/dev/null 2>&1 && \
+	  echo "Installing Debian's chromium for the browser test" && \
+	  SUDO=$$(test "$$(id -u)" = 0 || echo sudo) && \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium && test -x /usr/bin/chromium; } || \
+	{ echo "Installing Playwright's own Chromium for the browser test"; \
+	  $(BIN)/python -m playwright install chromium; }
