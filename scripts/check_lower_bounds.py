@@ -1,6 +1,6 @@
-"""Do the lower bounds in pyproject.toml still work? Install exactly them into a fresh venv and use vitlib there.
+"""Do the lower bounds in pyproject.toml still work? Install the oldest allowed versions into a venv and use vitlib there.
 
-    python scripts/check_lower_bounds.py [--venv DIR]     # default build/lower-bounds; tests/test_packaging.py runs it
+    python scripts/check_lower_bounds.py [--venv DIR]     # default build/lower-bounds; tests/test_lower_bounds.py runs it
 
 Reads `project.dependencies` and holds every `>=X.Y` to the X.Y series (`>=X.Y,<X.Y+1`: the oldest release line vitlib
 claims to support, at its last patch release, since some `.0` releases do not exist, e.g. TensorFlow 2.16.0), installs

@@ -1,7 +1,7 @@
 """The browser the browser tests drive: Debian's Chromium where it is installed, else Playwright's own build.
 
-`make test` installs one of the two (`make chromium`: apt-get on Debian and Ubuntu, `playwright install chromium`
-elsewhere, e.g. macOS).
+`make test` installs one of the two (`make chromium`: apt-get where it can install Debian's package, else
+`playwright install chromium`, e.g. on Ubuntu, whose chromium is a snap, or macOS).
 """
 import shutil
 from pathlib import Path
