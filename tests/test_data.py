@@ -138,6 +138,25 @@ def test_training_pipeline_moves_each_digit_anew_every_epoch_and_reproducibly():
     np.testing.assert_array_equal(untouched, ds.x_test[:4])  # no map: images as stored
 
 
+def test_autotuning_is_off_on_a_cpu_and_changes_no_batch():
+    ds = data.load_dataset("translated_digits", canvas_size=12)
+    x, y = ds.x_train[:40], ds.y_train[:40]
+
+    def two_epochs(autotune):
+        pipe = data.make_pipeline(x, y, 16, 10, shuffle=True, seed=3, map_fn=ds.train_map, autotune=autotune)
+        return pipe, [np.concatenate([b[0].numpy().ravel() for b in pipe]) for _ in range(2)]
+
+    default, batches = two_epochs("auto")
+    assert default.options().autotune.enabled is False  # no GPU here: the cores are left to training
+    tuned, tuned_batches = two_epochs(True)
+    assert tuned.options().autotune.enabled is True
+    for mine, theirs in zip(batches, tuned_batches):  # the same images in the same order, epoch by epoch
+        np.testing.assert_array_equal(mine, theirs)
+    assert not np.array_equal(batches[0], batches[1])
+    padded = data.make_pipeline(x[:5], y[:5], 4, 10, pad_to=2)
+    assert padded.options().autotune.enabled is False
+
+
 @pytest.mark.backend_independent
 def test_centred_digits_sit_in_the_middle_of_the_canvas():
     plain = data.load_dataset("digits")
