@@ -37,38 +37,6 @@ def test_warmup_cosine_schedule_is_linear_then_the_cosine_of_its_formula():
     assert float(ops.convert_to_numpy(clone(30))) == float(ops.convert_to_numpy(s(30)))
 
 
-@pytest.mark.tensorflow_only
-def test_warmup_cosine_is_built_once_per_traced_graph_and_gives_the_eager_values():
-    # AdamW asks the schedule for the rate once per variable; inside one traced step it is built once (it cost about 2 s
-    # of a small ViT's 10 s trace on 2 cores), eagerly it is computed on every call.
-    import tensorflow as tf
-
-    s = training.WarmupCosine(1e-3, total_steps=100, warmup_steps=10, final=1e-5)
-    builds = []
-    rate = s._rate
-    s._rate = lambda step: (builds.append(step), rate(step))[1]
-    step = keras.Variable(0, dtype="int64", trainable=False)
-
-    @tf.function
-    def five_rates():
-        return tf.stack([s(step) for _ in range(5)])
-
-    for value in (0, 5, 10, 50, 100):
-        step.assign(value)
-        traced = five_rates().numpy()
-        eager = float(ops.convert_to_numpy(rate(value)))
-        np.testing.assert_allclose(traced, [eager] * 5, rtol=1e-7)
-    assert len(builds) == 1  # one trace, one formula, however often it was asked and whatever the step's value
-    other = keras.Variable(0, dtype="int64", trainable=False)
-    other.assign(50)
-    assert float(tf.function(lambda: s(other))()) == float(ops.convert_to_numpy(rate(50)))  # another variable: its own
-    builds.clear()
-    step.assign(3)
-    first = float(ops.convert_to_numpy(s(step)))
-    step.assign(7)
-    assert float(ops.convert_to_numpy(s(step))) > first and len(builds) == 2  # eager: computed on every call
-
-
 def test_recipes_and_bad_configs():
     cfg = training.recipe("digits", epochs=5, model={"depth": 2})
     assert cfg.epochs == 5 and cfg.model["depth"] == 2 and cfg.model["hidden_size"] == 64
