@@ -138,7 +138,10 @@ def test_training_pipeline_moves_each_digit_anew_every_epoch_and_reproducibly():
     np.testing.assert_array_equal(untouched, ds.x_test[:4])  # no map: images as stored
 
 
-def test_autotuning_is_off_on_a_cpu_and_changes_no_batch():
+def test_autotuning_is_off_on_a_cpu_and_changes_no_batch(monkeypatch):
+    from vitlib import devices
+
+    monkeypatch.setattr(devices, "gpu_available", lambda: False)  # whatever this machine has
     ds = data.load_dataset("translated_digits", canvas_size=12)
     x, y = ds.x_train[:40], ds.y_train[:40]
 
@@ -155,6 +158,11 @@ def test_autotuning_is_off_on_a_cpu_and_changes_no_batch():
     assert not np.array_equal(batches[0], batches[1])
     padded = data.make_pipeline(x[:5], y[:5], 4, 10, pad_to=2)
     assert padded.options().autotune.enabled is False
+    monkeypatch.setattr(devices, "gpu_available", lambda: True)  # with a GPU, "auto" keeps tf.data's autotuning
+    assert data.make_pipeline(x, y, 16).options().autotune.enabled is True
+    assert data.make_pipeline(x[:5], y[:5], 4, 10, pad_to=2).options().autotune.enabled is True
+    with pytest.raises(ValueError, match="autotune must be 'auto', True or False, got 'off'"):
+        data.make_pipeline(x, y, 16, autotune="off")
 
 
 @pytest.mark.backend_independent

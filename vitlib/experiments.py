@@ -108,7 +108,7 @@ def _traced_forward(model):
     op-by-op calls on 2 cores (notebook 08 evaluates 54 runs). The same accuracies as the direct call (a test checks)."""
     import tensorflow as tf
 
-    spec = tf.TensorSpec((None, *model.input_shape[1:]), "float32")
+    spec = tf.TensorSpec((None, *model.input_shape[1:]), model.inputs[0].dtype)
     return tf.function(lambda batch: model(batch, training=False), input_signature=[spec])
 
 

@@ -26,9 +26,11 @@ def make_pipeline(images, labels, batch_size=128, num_classes=None, shuffle=Fals
     import tensorflow as tf
 
     if autotune == "auto":
-        from vitlib.devices import gpu_available
+        from vitlib import devices
 
-        autotune = gpu_available()
+        autotune = devices.gpu_available()
+    elif not isinstance(autotune, bool):
+        raise ValueError(f"autotune must be 'auto', True or False, got {autotune!r}.")
     options = tf.data.Options()
     options.autotune.enabled = bool(autotune)
 
