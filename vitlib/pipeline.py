@@ -32,7 +32,7 @@ def make_pipeline(images, labels, batch_size=128, num_classes=None, shuffle=Fals
     elif not isinstance(autotune, bool):
         raise ValueError(f"autotune must be 'auto', True or False, got {autotune!r}.")
     options = tf.data.Options()
-    options.autotune.enabled = bool(autotune)
+    options.autotune.enabled = autotune
 
     y = labels if num_classes is None else np.eye(num_classes, dtype="float32")[labels]
     if pad_to:
