@@ -37,6 +37,73 @@ def test_warmup_cosine_schedule_is_linear_then_the_cosine_of_its_formula():
     assert float(ops.convert_to_numpy(clone(30))) == float(ops.convert_to_numpy(s(30)))
 
 
+def _two_optimisers_trained(make_step, steps=4):
+    """Weights after ``steps`` updates with Keras' AdamW and with vitlib's, from the same start, schedule and data
+    (warm-up schedule, weight decay and global-norm clipping on, as the recipes have them)."""
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(32, 8, 8, 1)).astype("float32"), keras.utils.to_categorical(rng.integers(0, 10, 32), 10)
+    weights = []
+    for make_optimiser in (keras.optimizers.AdamW, vitlib.schedule.adamw):
+        keras.utils.set_random_seed(0)
+        model = vitlib.build_vit(None, image_size=8, channels=1, num_classes=10, patch_size=4, hidden_size=16, depth=1,
+                                 num_heads=2, mlp_dim=32)
+        optimiser = make_optimiser(training.WarmupCosine(1e-2, 10, 2), weight_decay=0.05, global_clipnorm=1.0)
+        make_step(model, optimiser, x, y, steps)
+        weights.append(model.get_weights())
+    return weights
+
+
+def _fit(model, optimiser, x, y, steps):
+    model.compile(optimizer=optimiser, loss=keras.losses.CategoricalCrossentropy(from_logits=True))
+    model.fit(x, y, batch_size=8, epochs=1, steps_per_epoch=steps, shuffle=False, verbose=0)
+
+
+def _two_updates_per_traced_call(model, optimiser, x, y, steps):
+    # A user's loop: one traced function applies the optimiser twice, so the step counter moves within one graph
+    # (a cached learning rate would give step t's rate to step t + 1 here).
+    import tensorflow as tf
+
+    loss_fn = keras.losses.CategoricalCrossentropy(from_logits=True)
+    optimiser.build(model.trainable_variables)
+
+    @tf.function
+    def two_steps(xb, yb):
+        for _ in range(2):
+            with tf.GradientTape() as tape:
+                loss = loss_fn(yb, model(xb, training=True))
+            optimiser.apply(tape.gradient(loss, model.trainable_variables), model.trainable_variables)
+
+    for i in range(steps // 2):
+        two_steps(x[8 * i:8 * i + 8], y[8 * i:8 * i + 8])
+
+
+@pytest.mark.parametrize("make_step", [_fit, pytest.param(_two_updates_per_traced_call, marks=pytest.mark.tensorflow_only)])
+def test_the_recipes_adamw_gives_the_weights_of_keras_adamw_bit_for_bit(make_step):
+    keras_weights, vitlib_weights = _two_optimisers_trained(make_step)
+    assert len(keras_weights) == len(vitlib_weights) > 10
+    for a, b in zip(keras_weights, vitlib_weights):
+        np.testing.assert_array_equal(a, b)  # exactly equal, not close
+    keras.utils.set_random_seed(0)
+    start = vitlib.build_vit(None, image_size=8, channels=1, num_classes=10, patch_size=4, hidden_size=16, depth=1,
+                             num_heads=2, mlp_dim=32).get_weights()
+    assert max(float(np.abs(a - b).max()) for a, b in zip(vitlib_weights, start)) > 1e-3  # it trained
+
+
+@pytest.mark.tensorflow_only
+def test_the_recipes_adamw_takes_keras_own_path_under_a_strategy_and_for_sparse_gradients():
+    import tensorflow as tf
+
+    optimiser = vitlib.schedule.adamw(1e-3, weight_decay=0.05)
+    assert type(optimiser) is vitlib.schedule.AdamW  # on TensorFlow: the subclass
+    assert optimiser._direct([tf.zeros(3)])
+    assert not optimiser._direct([tf.IndexedSlices(tf.zeros((1, 3)), tf.constant([0]), tf.constant([2, 3]))])
+    with tf.distribute.OneDeviceStrategy("/cpu:0").scope():
+        assert not optimiser._direct([tf.zeros(3)])
+    assert not vitlib.schedule.AdamW(1e-3, amsgrad=True)._direct([tf.zeros(3)])
+    clone = vitlib.schedule.AdamW.from_config(optimiser.get_config())
+    assert type(clone) is vitlib.schedule.AdamW and clone.weight_decay == 0.05
+
+
 def test_recipes_and_bad_configs():
     cfg = training.recipe("digits", epochs=5, model={"depth": 2})
     assert cfg.epochs == 5 and cfg.model["depth"] == 2 and cfg.model["hidden_size"] == 64
@@ -345,7 +412,8 @@ def test_a_model_saved_with_the_recipes_optimiser_loads_after_a_plain_import_vit
     training.compile_for_training(model, training.recipe("digits", epochs=2, warmup_epochs=1), steps_per_epoch=3)
     model.save(tmp_path / "compiled.keras")
     code = ("import sys, keras, vitlib; m = keras.saving.load_model(sys.argv[1]); "
-            "print(type(m.optimizer._learning_rate).__name__, 'vitlib.training' in sys.modules)")
+            "print(type(m.optimizer).__module__, type(m.optimizer._learning_rate).__name__, 'vitlib.training' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "compiled.keras")], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.split() == ["WarmupCosine", "False"]
+    optimiser_module = type(training.adamw(1e-3)).__module__  # vitlib.schedule on TensorFlow, Keras' elsewhere
+    assert out.stdout.split() == [optimiser_module, "WarmupCosine", "False"]

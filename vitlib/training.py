@@ -20,7 +20,7 @@ from vitlib.devices import distribution_size, gpu_available, resolve_jit, resolv
 from vitlib.distill import DistillationLoss, distillation_model, small_cnn, student_accuracy  # noqa: F401  (re-exported)
 from vitlib.model import build_vit
 from vitlib.recipes import RECIPES, TrainConfig, recipe  # noqa: F401  (re-exported: training.recipe("digits"), ...)
-from vitlib.schedule import WarmupCosine  # noqa: F401  (re-exported)
+from vitlib.schedule import WarmupCosine, adamw  # noqa: F401  (WarmupCosine re-exported)
 
 
 def recipe_augmentation(config):
@@ -60,7 +60,7 @@ def compile_for_training(model, config, steps_per_epoch, loss=None, metrics=None
     batches need."""
     schedule = WarmupCosine(config.learning_rate, config.epochs * steps_per_epoch, config.warmup_epochs * steps_per_epoch)
     model.compile(
-        optimizer=keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay, global_clipnorm=config.clip_norm),
+        optimizer=adamw(schedule, weight_decay=config.weight_decay, global_clipnorm=config.clip_norm),
         loss=loss or keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=config.label_smoothing),
         **{"weighted_metrics" if weighted else "metrics": metrics or [keras.metrics.CategoricalAccuracy(name="accuracy")]},
         jit_compile=resolve_jit(config.jit_compile),
