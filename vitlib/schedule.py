@@ -32,34 +32,49 @@ class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
         return {"peak": self.peak, "total_steps": self.total_steps, "warmup_steps": self.warmup_steps, "final": self.final}
 
 
+_TESTED_KERAS = ("3.15.",)  # Keras versions whose AdamW internals AdamW below was checked against, bit for bit
+
+
 @keras.saving.register_keras_serializable(package="vitlib")
 class AdamW(keras.optimizers.AdamW):
-    """Keras' ``AdamW`` with the same numbers (tests check the weights bit for bit), traced faster by TensorFlow.
+    """Keras' ``AdamW``, only faster to start on TensorFlow: ``keras.optimizers.AdamW`` gives the same weights
+    (tests compare them bit for bit, on the CPU, with and without XLA).
 
-    On TensorFlow Keras builds the update of every variable through ``tf.distribute`` and asks the learning-rate
-    schedule for its value once per variable for the weight decay (57 times for a small ViT): tracing and optimising
-    the update took about 4.5 s of a small ViT's ~10 s start-up on 2 CPU cores. Outside a ``tf.distribute``
-    strategy this class computes the rate and Adam's step size once per update and updates each variable directly,
-    with the same operations in the same order: under 2 s. Under a strategy, with AMSGrad or sparse gradients, and
-    on JAX, it is Keras' ``AdamW`` unchanged. Build it with :func:`adamw`, which gives Keras' own class on PyTorch
-    (Keras swaps in a PyTorch-specific optimiser there, which a subclass would not get). It relies on Keras 3.15's
-    internals (``_apply_weight_decay``, ``_backend_update_step``), hence the pin in ``constraints.txt``.
+    Before its first step TensorFlow *traces* the training step: it runs the Python code once to record a graph of
+    operations, then optimises that graph. For AdamW, Keras records every variable's update through
+    ``tf.distribute`` and computes the learning-rate schedule anew for each variable's weight decay (56 times for a
+    small ViT's 56 variables, plus once for the update): recording and optimising the update took about 4.5 s of a
+    small ViT's ~10 s start-up on 2 CPU cores. Outside a ``tf.distribute`` strategy this class computes the rate and
+    Adam's step size once per update and updates each variable directly, with the same operations in the same
+    order: under 2 s. Keras' own code runs instead under a strategy, with AMSGrad, for sparse gradients (the Adam
+    update), for a subclass that overrides ``update_step``, on JAX, and with a Keras version other than those of
+    ``_TESTED_KERAS`` (it overrides Keras' internal ``_apply_weight_decay`` and ``_backend_update_step``). Build
+    it with :func:`adamw`, which gives Keras' own class on PyTorch (Keras swaps in a PyTorch-specific optimiser
+    there, which a subclass would not get); a saved one loads as Keras' class there too.
     """
 
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        if keras.backend.backend() == "torch":  # Keras' class, so that Keras picks its PyTorch optimiser
+            return keras.optimizers.AdamW.from_config(config, custom_objects)
+        return super().from_config(config, custom_objects)
+
     def _direct(self, grads=()):
-        """True where the direct path applies (TensorFlow, no strategy, dense gradients, no AMSGrad)."""
-        if keras.backend.backend() != "tensorflow" or self.amsgrad:
+        """True where this class's own update runs (see the class docstring), False where Keras' does."""
+        if (keras.backend.backend() != "tensorflow" or self.amsgrad or not keras.version().startswith(_TESTED_KERAS)
+                or type(self).update_step is not keras.optimizers.AdamW.update_step):
             return False
         import tensorflow as tf
 
-        return not tf.distribute.has_strategy() and not any(isinstance(g, tf.IndexedSlices) for g in grads)
+        return (not tf.distribute.has_strategy() and self._distribution_strategy is tf.distribute.get_strategy()
+                and not any(isinstance(g, tf.IndexedSlices) for g in grads))
 
     def _apply_weight_decay(self, variables):
         if self.weight_decay is None or not self._direct():
             return super()._apply_weight_decay(variables)
         import tensorflow as tf
 
-        factors = {}  # dtype -> (weight decay, learning rate): the rate once for all variables, as Keras' value each time
+        factors = {}  # dtype -> (weight decay, learning rate), computed once: Keras computes the same rate per variable
         for variable in map(_tf_variable, variables):
             if self._use_weight_decay(variable):  # asked of the tf.Variable, as Keras does (its name decides exclusions)
                 if variable.dtype not in factors:
