@@ -166,6 +166,33 @@ def test_autotuning_is_off_on_a_cpu_and_changes_no_batch(monkeypatch):
 
 
 @pytest.mark.backend_independent
+def test_a_padded_pipeline_weights_its_blanks_zero_and_still_shuffles_maps_and_repeats():
+    x = np.arange(5, dtype="float32").reshape(5, 1, 1, 1) + 1  # images 1..5, so a blank (0) is told apart
+    y = np.arange(5) % 3
+    plain = list(data.make_pipeline(x, y, 8, 3, pad_to=4))
+    assert len(plain) == 1 and len(plain[0]) == 3  # (images, one-hot labels, weights)
+    images, labels, weights = (t.numpy() for t in plain[0])
+    np.testing.assert_array_equal(images.ravel(), [1, 2, 3, 4, 5, 0, 0, 0])
+    np.testing.assert_array_equal(weights, [1, 1, 1, 1, 1, 0, 0, 0])
+    np.testing.assert_array_equal(labels[:5].argmax(-1), y)
+    np.testing.assert_array_equal(labels[5:], 0)
+
+    def negate(image, random):
+        return -image
+
+    pipe = data.make_pipeline(x, y, 4, 3, shuffle=True, seed=1, map_fn=negate, repeat=True, pad_to=4)
+    rows = [tuple(t.numpy() for t in batch) for batch, _ in zip(pipe, range(4))]  # two passes of 8
+    seen = np.concatenate([r[0].ravel() for r in rows])
+    kept = np.concatenate([r[2] for r in rows])
+    for one_pass in (seen[:8], seen[8:]):  # every image once a pass, mapped; the blanks too
+        assert sorted(one_pass) == [-5, -4, -3, -2, -1, 0, 0, 0]
+    assert not np.array_equal(seen[:8], [-1, -2, -3, -4, -5, 0, 0, 0])  # shuffled
+    np.testing.assert_array_equal(kept, (seen != 0).astype("float32"))  # each image keeps its own weight
+    with pytest.raises(ValueError, match="pad_to=4 keeps every image .* drop_remainder=True drops"):
+        data.make_pipeline(x, y, 4, 3, pad_to=4, drop_remainder=True)
+
+
+@pytest.mark.backend_independent
 def test_centred_digits_sit_in_the_middle_of_the_canvas():
     plain = data.load_dataset("digits")
     centred = data.centred_on_canvas(plain, 12)

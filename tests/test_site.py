@@ -36,9 +36,14 @@ PAGE_FACTS = """() => ({
 })"""
 
 
-def image_outputs(notebook):
+def outputs_of_type(notebook, mime):
+    """How many outputs of the committed notebook carry ``mime`` (e.g. "image/png")."""
     cells = json.loads((ROOT / "notebooks" / notebook).read_text())["cells"]
-    return sum("image/png" in out.get("data", {}) for cell in cells for out in cell.get("outputs", []))
+    return sum(mime in out.get("data", {}) for cell in cells for out in cell.get("outputs", []))
+
+
+def image_outputs(notebook):
+    return outputs_of_type(notebook, "image/png")
 
 
 class Quiet(http.server.SimpleHTTPRequestHandler):
@@ -116,7 +121,5 @@ def test_no_page_shows_an_error(pages):
 
 def test_widgets_say_where_they_move(pages):
     facts, _ = pages
-    widgets = sum("application/vnd.jupyter.widget-view+json" in out.get("data", {})
-                  for cell in json.loads((ROOT / "notebooks" / "01_images_as_words.ipynb").read_text())["cells"]
-                  for out in cell.get("outputs", []))
+    widgets = outputs_of_type("01_images_as_words.ipynb", "application/vnd.jupyter.widget-view+json")
     assert facts["01_images_as_words.html"]["widget_notes"] == widgets >= 1  # the patch explorer

@@ -73,7 +73,7 @@ def test_port_gradients_equal_keras_gradients(rng):
     grads = dict(port.named_parameters())
     for path, grad in keras_grads.items():
         name = torch_vit._torch_name(path)
-        got = torch_vit._to_keras_layout(name, grads[name].grad.numpy())
+        got = torch_vit._relayout(name, grads[name].grad.numpy(), to_torch=False)
         np.testing.assert_allclose(got, grad.numpy(), atol=2e-5, rtol=1e-4, err_msg=path)
 
 

@@ -12,7 +12,8 @@ FORMATS = ("hf", "timm", "npz")
 
 
 def read_checkpoint(source):
-    """A dict name -> NumPy array from a path (``.safetensors``, ``.npz``, ``.pth``, ``.bin``) or a dict."""
+    """A dict name -> NumPy array from a path (a suffix of :data:`FILE_READERS`: ``.safetensors``, ``.npz``, ``.pth``,
+    ``.pt``, ``.bin``) or a dict."""
     if isinstance(source, dict):
         return {k: _to_numpy(v) for k, v in source.items()}
     path = Path(source)
@@ -21,9 +22,10 @@ def read_checkpoint(source):
                                 "huggingface_hub.hf_hub_download('timm/vit_base_patch16_224.augreg2_in21k_ft_in1k', "
                                 "'model.safetensors').")
     suffix = path.suffix.lower()
-    if suffix not in (".safetensors", ".npz", ".pth", ".pt", ".bin"):
-        raise ValueError(f"Unknown checkpoint format {suffix!r} for {str(path)!r}: use .safetensors, .npz, .pth or .bin.")
-    reader = {".safetensors": _read_safetensors, ".npz": _read_npz}.get(suffix, _read_torch)
+    if suffix not in FILE_READERS:
+        raise ValueError(f"Unknown checkpoint format {suffix!r} for {str(path)!r}: use one of "
+                         f"{', '.join(FILE_READERS)}.")
+    reader = FILE_READERS[suffix]
     try:
         return reader(path)
     except ImportError:
@@ -56,6 +58,10 @@ def _read_torch(path):
         raise TypeError(f"expected a state dict, found a {type(state).__name__}")
     state = state.get("state_dict", state.get("model", state))
     return {k: _to_numpy(v) for k, v in state.items()}
+
+
+FILE_READERS = {".safetensors": _read_safetensors, ".npz": _read_npz, ".pth": _read_torch, ".pt": _read_torch,
+                ".bin": _read_torch}  # suffix -> reader: the one list of the files read_checkpoint reads
 
 
 def _to_numpy(value):

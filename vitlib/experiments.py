@@ -80,16 +80,21 @@ def accuracy(model, x, y, forward=None):
     return float(np.mean(np.argmax(logits, -1) == y))
 
 
+def _compiled(model, config, steps_per_epoch):
+    """``model`` compiled with the recipe's optimiser and loss for a run of this budget."""
+    from vitlib.training import compile_for_training
+
+    return compile_for_training(model, config, steps_per_epoch, steps_per_execution=_per_call(steps_per_epoch))
+
+
 def train_run(build, data, seed=0, steps=300, batch_size=64, verbose=0, **recipe_overrides):
     """One run, written out: seed, build the model, compile it with the recipe's optimiser, train ``steps`` steps,
     test. ``build(seed)`` returns an uncompiled Keras classifier (logits) for ``data``'s images, drawing its initial
     weights from Keras' global random state (seeded just before). ``recipe_overrides`` change the optimiser (e.g.
     ``learning_rate=1e-3``). Returns its row and the trained model."""
-    from vitlib.training import compile_for_training
-
     config, steps_per_epoch = budget(steps, batch_size, **recipe_overrides)
     set_seed(seed)
-    model = compile_for_training(build(seed), config, steps_per_epoch, steps_per_execution=_per_call(steps_per_epoch))
+    model = _compiled(build(seed), config, steps_per_epoch)
     start = time.perf_counter()
     model.fit(_pipeline(data, config, seed), epochs=config.epochs, steps_per_epoch=steps_per_epoch, verbose=verbose,
               shuffle=False)  # the pipeline shuffles
@@ -134,8 +139,6 @@ def run_grid(builders, data, fractions=(1.0,), seeds=(0, 1, 2), steps=300, batch
     On TensorFlow each architecture is compiled once; every run starts from the weights ``build(seed)`` gives under
     its seed and a fresh optimiser state, so the result equals :func:`train_run`'s (a test checks it).
     """
-    from vitlib.training import compile_for_training
-
     if not builders:
         raise ValueError("builders is empty: give at least one name -> build() pair.")
     for fraction in fractions:  # before any training
@@ -153,14 +156,12 @@ def run_grid(builders, data, fractions=(1.0,), seeds=(0, 1, 2), steps=300, batch
             if keras.backend.backend() == "tensorflow":
                 key = (_architecture(fresh), steps, batch_size, json.dumps(recipe_overrides, sort_keys=True, default=str))
                 if key not in _COMPILED:
-                    compiled = compile_for_training(build(seed), config, steps_per_epoch,
-                                                    steps_per_execution=_per_call(steps_per_epoch))
+                    compiled = _compiled(build(seed), config, steps_per_epoch)
                     _COMPILED[key] = compiled, _traced_forward(compiled)
                 shared, forward = _COMPILED[key]
             start_weights = fresh.get_weights()
             for k, fraction in enumerate(fractions):
-                model = shared if shared is not None else compile_for_training(build(seed), config, steps_per_epoch,
-                                                                               steps_per_execution=_per_call(steps_per_epoch))
+                model = shared if shared is not None else _compiled(build(seed), config, steps_per_epoch)
                 part = fraction_of(data, fraction, seed)
                 model.set_weights(start_weights)
                 _reset_optimizer(model.optimizer)

@@ -34,20 +34,22 @@ def make_pipeline(images, labels, batch_size=128, num_classes=None, shuffle=Fals
     options = tf.data.Options()
     options.autotune.enabled = autotune
 
+    if pad_to and drop_remainder:
+        raise ValueError(f"pad_to={pad_to} keeps every image (padding with blanks) and drop_remainder=True drops the "
+                         "last partial batch: use one or the other.")
     y = labels if num_classes is None else np.eye(num_classes, dtype="float32")[labels]
+    columns = (images, y)
     if pad_to:
         blanks = -len(labels) % pad_to
         weights = np.concatenate([np.ones(len(labels), "float32"), np.zeros(blanks, "float32")])
-        images = np.concatenate([images, np.zeros((blanks, *np.shape(images)[1:]), np.asarray(images).dtype)])
-        y = np.concatenate([y, np.zeros((blanks, *np.shape(y)[1:]), np.asarray(y).dtype)])
-        ds = tf.data.Dataset.from_tensor_slices((images, y, weights)).batch(batch_size)
-        return ds.prefetch(tf.data.AUTOTUNE).with_options(options)
-    ds = tf.data.Dataset.from_tensor_slices((images, y))
+        columns = tuple(np.concatenate([c, np.zeros((blanks, *np.shape(c)[1:]), np.asarray(c).dtype)]) for c in columns)
+        columns += (weights,)
+    ds = tf.data.Dataset.from_tensor_slices(columns)
     if shuffle:
-        ds = ds.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
+        ds = ds.shuffle(len(columns[1]), seed=seed, reshuffle_each_iteration=True)
     if map_fn is not None:
         randoms = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
-        ds = tf.data.Dataset.zip(ds, randoms).map(lambda xy, r: (map_fn(xy[0], r), xy[1]),
+        ds = tf.data.Dataset.zip(ds, randoms).map(lambda row, r: (map_fn(row[0], r), *row[1:]),
                                                    num_parallel_calls=tf.data.AUTOTUNE)
     if repeat:
         ds = ds.repeat()

@@ -120,17 +120,11 @@ def _torch_name(keras_path):
     return ".".join(parts)
 
 
-def _to_torch_layout(name, array):
+def _relayout(name, array, to_torch):
+    """One weight from Keras' layout to PyTorch's (``to_torch``) or back: Conv2D (P, P, C, D) <-> Conv2d (D, C, P, P),
+    Dense (in, out) <-> Linear (out, in); everything else is the same in both."""
     if name.endswith("weight") and array.ndim == 4:
-        return array.transpose(3, 2, 0, 1)  # Conv2D (P, P, C, D) -> Conv2d (D, C, P, P)
-    if name.endswith("weight") and array.ndim == 2:
-        return array.T  # Dense (in, out) -> Linear (out, in)
-    return array
-
-
-def _to_keras_layout(name, array):
-    if name.endswith("weight") and array.ndim == 4:
-        return array.transpose(2, 3, 1, 0)
+        return array.transpose((3, 2, 0, 1) if to_torch else (2, 3, 1, 0))
     if name.endswith("weight") and array.ndim == 2:
         return array.T
     return array
@@ -158,7 +152,7 @@ def from_keras(keras_model):
     pairs, state = _paired(keras_model, torch_model)
     tensors = {}
     for variable, name in pairs:
-        array = _to_torch_layout(name, np.asarray(variable.numpy(), "float32"))
+        array = _relayout(name, np.asarray(variable.numpy(), "float32"), to_torch=True)
         if array.shape != tuple(state[name].shape):
             raise ValueError(f"{variable.path} has shape {array.shape} in PyTorch's layout, {name} expects "
                              f"{tuple(state[name].shape)}.")
@@ -172,5 +166,5 @@ def copy_to_keras(torch_model, keras_model):
     ``TorchViT``) into a Keras model of the same config, e.g. after training in PyTorch."""
     pairs, state = _paired(keras_model, torch_model)
     for variable, name in pairs:
-        variable.assign(_to_keras_layout(name, state[name].detach().cpu().numpy()))
+        variable.assign(_relayout(name, state[name].detach().cpu().numpy(), to_torch=False))
     return keras_model
