@@ -188,6 +188,10 @@ def test_a_padded_pipeline_weights_its_blanks_zero_and_still_shuffles_maps_and_r
         assert sorted(one_pass) == [-5, -4, -3, -2, -1, 0, 0, 0]
     assert not np.array_equal(seen[:8], [-1, -2, -3, -4, -5, 0, 0, 0])  # shuffled
     np.testing.assert_array_equal(kept, (seen != 0).astype("float32"))  # each image keeps its own weight
+    labels = np.concatenate([r[1] for r in rows])
+    real = seen != 0
+    np.testing.assert_array_equal(labels[real].argmax(-1), (-seen[real] - 1) % 3)  # and its own label (image v: (v - 1) % 3)
+    np.testing.assert_array_equal(labels[~real], 0)
     with pytest.raises(ValueError, match="pad_to=4 keeps every image .* drop_remainder=True drops"):
         data.make_pipeline(x, y, 4, 3, pad_to=4, drop_remainder=True)
 

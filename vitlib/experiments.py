@@ -80,8 +80,9 @@ def accuracy(model, x, y, forward=None):
     return float(np.mean(np.argmax(logits, -1) == y))
 
 
-def _compiled(model, config, steps_per_epoch):
-    """``model`` compiled with the recipe's optimiser and loss for a run of this budget."""
+def _compile_run(model, config, steps_per_epoch):
+    """``model`` compiled with the recipe's optimiser and loss for a run of this budget (run_grid's; train_run writes
+    it out, as notebook 08 shows it)."""
     from vitlib.training import compile_for_training
 
     return compile_for_training(model, config, steps_per_epoch, steps_per_execution=_per_call(steps_per_epoch))
@@ -92,9 +93,11 @@ def train_run(build, data, seed=0, steps=300, batch_size=64, verbose=0, **recipe
     test. ``build(seed)`` returns an uncompiled Keras classifier (logits) for ``data``'s images, drawing its initial
     weights from Keras' global random state (seeded just before). ``recipe_overrides`` change the optimiser (e.g.
     ``learning_rate=1e-3``). Returns its row and the trained model."""
+    from vitlib.training import compile_for_training
+
     config, steps_per_epoch = budget(steps, batch_size, **recipe_overrides)
     set_seed(seed)
-    model = _compiled(build(seed), config, steps_per_epoch)
+    model = compile_for_training(build(seed), config, steps_per_epoch, steps_per_execution=_per_call(steps_per_epoch))
     start = time.perf_counter()
     model.fit(_pipeline(data, config, seed), epochs=config.epochs, steps_per_epoch=steps_per_epoch, verbose=verbose,
               shuffle=False)  # the pipeline shuffles
@@ -156,12 +159,13 @@ def run_grid(builders, data, fractions=(1.0,), seeds=(0, 1, 2), steps=300, batch
             if keras.backend.backend() == "tensorflow":
                 key = (_architecture(fresh), steps, batch_size, json.dumps(recipe_overrides, sort_keys=True, default=str))
                 if key not in _COMPILED:
-                    compiled = _compiled(build(seed), config, steps_per_epoch)
+                    # fresh itself, unless it is kept as a trained model (keep_models): one build fewer
+                    compiled = _compile_run(build(seed) if keep_models else fresh, config, steps_per_epoch)
                     _COMPILED[key] = compiled, _traced_forward(compiled)
                 shared, forward = _COMPILED[key]
             start_weights = fresh.get_weights()
             for k, fraction in enumerate(fractions):
-                model = shared if shared is not None else _compiled(build(seed), config, steps_per_epoch)
+                model = shared if shared is not None else _compile_run(build(seed), config, steps_per_epoch)
                 part = fraction_of(data, fraction, seed)
                 model.set_weights(start_weights)
                 _reset_optimizer(model.optimizer)

@@ -5,7 +5,7 @@ Three formats, the ones users commonly have:
 - **Hugging Face transformers** ``ViTForImageClassification`` / ``ViTModel`` weights (``model.safetensors`` of
   e.g. ``google/vit-base-patch16-224``), with the names of transformers 4 or 5;
 - **timm** state dicts, as ``.safetensors`` (what the Hugging Face hub serves for ``timm/vit_*`` models, e.g.
-  ``timm/vit_base_patch16_224.augreg2_in21k_ft_in1k``), ``.pth`` / ``.bin`` (needs PyTorch) or a dict of arrays;
+  ``timm/vit_base_patch16_224.augreg2_in21k_ft_in1k``), ``.pth`` / ``.pt`` / ``.bin`` (needs PyTorch) or a dict of arrays;
 - the **official** ``.npz`` checkpoints of the paper's code (``google-research/vision_transformer``,
   e.g. ``ViT-B_16.npz``).
 
