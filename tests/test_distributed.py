@@ -1,8 +1,7 @@
 """Several devices, tested on one machine: JAX's keras.distribution.DataParallel over two host CPU devices.
 
-(TensorFlow's MirroredStrategy over two logical CPUs is tested in test_training.py. Several machines are not
-supported: tf.distribute.MultiWorkerMirroredStrategy does not work with Keras 3's fit, and JAX's multi-process run
-was not reliable; see the README.)
+(TensorFlow's MirroredStrategy over two logical CPUs is tested in test_training.py, several machines with
+MultiWorkerMirroredStrategy in test_multiworker.py. JAX's multi-process run was not reliable; see the README.)
 """
 import csv
 import io

@@ -20,7 +20,8 @@ def _stderr_silenced():
 def import_tensorflow_quietly():
     wants_quiet = os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") in ("2", "3")
     uses_tf = os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow"
-    if not (wants_quiet and uses_tf) or "tensorflow" in __import__("sys").modules:
+    several_workers = "TF_CONFIG" in os.environ  # multi-worker training must start TensorFlow's runtime itself
+    if not (wants_quiet and uses_tf) or several_workers or "tensorflow" in __import__("sys").modules:
         return
     try:
         with _stderr_silenced():

@@ -4,7 +4,7 @@
 import keras
 
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")  # "auto": resolve_precision picks
-STRATEGIES = ("auto", "none", "mirrored")  # see resolve_strategy
+STRATEGIES = ("auto", "none", "mirrored", "multiworker")  # see resolve_strategy
 
 
 def devices(backend):
@@ -58,8 +58,12 @@ def resolve_jit(setting):
 def resolve_strategy(setting):
     """A ``tf.distribute`` strategy: ``MirroredStrategy`` over all GPUs (``"auto"`` with 2+ GPUs, or
     ``"mirrored"``, which falls back to all logical CPUs when there is no GPU), else the default one.
-    Under JAX set a ``keras.distribution.DataParallel`` instead (:func:`distribution_size`). Several machines: not
-    supported (``MultiWorkerMirroredStrategy`` does not work with Keras 3's ``fit``; see the README)."""
+    ``"multiworker"``: several machines, from ``TF_CONFIG`` (:mod:`vitlib.multiworker`).
+    Under JAX set a ``keras.distribution.DataParallel`` instead (:func:`distribution_size`)."""
+    if setting == "multiworker":
+        from vitlib import multiworker
+
+        return multiworker.strategy()
     import tensorflow as tf
 
     gpus = tf.config.list_logical_devices("GPU")

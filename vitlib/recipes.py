@@ -29,7 +29,7 @@ class TrainConfig:
     translate: float = 0.1          # random shifts of up to this fraction of the image size ("basic", "strong")
     mixed_precision: str = "auto"   # "auto": bfloat16/float16 on a capable GPU, float32 on CPU
     jit_compile: object = "auto"
-    strategy: str = "auto"          # "auto" | "none" | "mirrored"
+    strategy: str = "auto"          # "auto" | "none" | "mirrored" | "multiworker"
     seed: int = 0
     distill: float = 0.0            # weight of the teacher's soft labels in the loss; 0: no teacher
     distill_temperature: float = 2.0

@@ -65,7 +65,7 @@ def main(argv=None):
         parser.error(f"--quiet and --verbose {args.verbose} contradict each other: give one of them.")
     verbose = 0 if args.quiet else args.verbose if args.verbose is not None else 1 if sys.stdout.isatty() else 2
 
-    from vitlib import training
+    from vitlib import multiworker, training
 
     name = args.recipe or (args.dataset if args.dataset in training.RECIPES else "digits")
     overrides = {k: v for k, v in vars(args).items()
@@ -92,6 +92,9 @@ def main(argv=None):
     except (ValueError, training.DatasetUnavailableError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except multiworker.WorkerLost as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     print(json.dumps({k: metrics[k] for k in ("test_accuracy", "tested_model", "best_val_accuracy", "train_images",
                                               "train_seconds", "parameters", "teacher_test_accuracy", "teacher_seconds")}))
     return 0

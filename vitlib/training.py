@@ -14,7 +14,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from vitlib import _checks, progress
+from vitlib import _checks, multiworker, progress
 from vitlib.data import DatasetUnavailableError, augmentation, load_dataset, make_pipeline  # noqa: F401  (re-exported)
 from vitlib.devices import distribution_size, gpu_available, resolve_jit, resolve_precision, resolve_strategy  # noqa: F401
 from vitlib.distill import DistillationLoss, distillation_model, small_cnn, student_accuracy  # noqa: F401  (re-exported)
@@ -133,6 +133,12 @@ def train(config, out_dir="runs/digits", verbose="auto", data=None):
 
 
 def _train(config, out, verbose, data):
+    if config.strategy == "multiworker" and keras.backend.backend() != "tensorflow":
+        raise ValueError(f"strategy='multiworker' is TensorFlow's (tf.distribute); on {keras.backend.backend()} use "
+                         "strategy='auto' (JAX: set a keras.distribution, see the README).")
+    # First, as a multi-worker strategy must start TensorFlow's runtime itself; worker k writes into out/worker{k}.
+    strategy = resolve_strategy(config.strategy) if keras.backend.backend() == "tensorflow" else None
+    out = multiworker.folder(out) if multiworker.active(strategy) else out
     if not (out / "backup").exists():  # nothing to resume: a fresh run, so forget any earlier finished one
         for name in ("history.csv", "best.keras", "last.keras", "metrics.json", "teacher.keras"):
             (out / name).unlink(missing_ok=True)
@@ -146,7 +152,6 @@ def _train(config, out, verbose, data):
             data = data.resized(config.image_size)
         if config.train_on_validation:  # the recipe is fixed: its validation images become training images
             data = data.with_validation_in_training()
-        strategy = resolve_strategy(config.strategy) if keras.backend.backend() == "tensorflow" else None
         # Training batches all have the same size (the few images left over are different ones each epoch, as
         # the data is reshuffled), which also splits them evenly over several replicas.
         drop_remainder = len(data.y_train) >= config.batch_size
@@ -185,6 +190,9 @@ def _train(config, out, verbose, data):
             else:
                 model = compile_for_training(with_augmentation(vit, config, name="train_model"), config, steps_per_epoch,
                                              weighted=shards > 1)
+            training_batches = pipe(data.x_train, data.y_train, True)
+            if multiworker.active(strategy):
+                multiworker.prepare(model, training_batches.element_spec)
         best_so_far = max(read_history(out / "history.csv").get("val_accuracy", []), default=-np.inf)
         callbacks = [
             keras.callbacks.BackupAndRestore(str(out / "backup")),
@@ -197,8 +205,9 @@ def _train(config, out, verbose, data):
             verbose = 0
         start = time.perf_counter()
         validation = pipe(data.x_val, data.y_val, False) if len(data.y_val) else None
-        history = model.fit(pipe(data.x_train, data.y_train, True), validation_data=validation,
-                            epochs=config.epochs, callbacks=callbacks, verbose=verbose, shuffle=False)  # data shuffles itself
+        with multiworker.lost_worker_explained(strategy):  # data shuffles itself
+            history = model.fit(training_batches, validation_data=validation, epochs=config.epochs, callbacks=callbacks,
+                                verbose=verbose, shuffle=False)
         train_seconds = time.perf_counter() - start
         vit.save(out / "last.keras")
         tested = keras.saving.load_model(out / f"{config.keep}.keras")

@@ -1,0 +1,137 @@
+"""Several machines, tested on one: tf.distribute.MultiWorkerMirroredStrategy with two worker processes on
+127.0.0.1, each told the cluster by TF_CONFIG (vitlib.multiworker), through `python -m vitlib.train`, as the README
+shows it."""
+import csv
+import io
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from vitlib import multiworker
+
+pytestmark = pytest.mark.tensorflow_only
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = ["--dataset", "digits", "--epochs", "2", "--warmup-epochs", "1", "--augment", "none", "--no-train-on-validation",
+         "--verbose", "0"]
+
+
+def free_ports(n):
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def tf_config(workers, index):
+    return json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}})
+
+
+def start_workers(args, workers=None):
+    workers = workers or [f"127.0.0.1:{port}" for port in free_ports(2)]
+    return [subprocess.Popen([sys.executable, "-m", "vitlib.train", *args], cwd=ROOT, text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "TF_CONFIG": tf_config(workers, i)})
+            for i in range(len(workers))], workers
+
+
+def finish(processes, timeout=300):
+    results = [p.communicate(timeout=timeout) for p in processes]
+    for p, (_, err) in zip(processes, results):
+        assert p.returncode == 0, err[-3000:]
+    return [json.loads(out.strip().splitlines()[-1]) for out, _ in results]
+
+
+def losses(path):
+    return [float(row["loss"]) for row in csv.DictReader(io.StringIO(Path(path).read_text()))]
+
+
+def test_two_workers_train_one_model_as_one_process_would(tmp_path):
+    one = subprocess.run([sys.executable, "-m", "vitlib.train", *SMALL, "--strategy", "none", "--out",
+                          str(tmp_path / "one")], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                         env={k: v for k, v in {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}.items() if k != "TF_CONFIG"})
+    assert one.returncode == 0, one.stderr[-3000:]
+    processes, _ = start_workers([*SMALL, "--strategy", "multiworker", "--out", str(tmp_path / "two")])
+    chief, worker = finish(processes)
+    # The chief writes the run's files, worker 1 its own copies in worker1/ (nothing written twice to one file).
+    assert (tmp_path / "two" / "last.keras").exists() and (tmp_path / "two" / "worker1" / "last.keras").exists()
+    assert not (tmp_path / "two" / "worker1" / "worker1").exists()
+    # One model: both workers end with the same history and test accuracy.
+    history = losses(tmp_path / "two" / "history.csv")
+    assert history == losses(tmp_path / "two" / "worker1" / "history.csv")
+    assert chief["test_accuracy"] == worker["test_accuracy"] > 0.5  # chance: 10 %
+    # The same global batches of 64 (32 per worker), summed gradients: the first epoch's mean loss agrees with
+    # one process's (a gradient left unreduced, or averaged twice, would show); later epochs drift apart as two
+    # runs with different float summation orders do, so only learning is asserted for them.
+    single = losses(tmp_path / "one" / "history.csv")
+    assert history[0] == pytest.approx(single[0], rel=1e-2)
+    assert history[1] < history[0] - 0.3 and single[1] < single[0] - 0.3
+
+
+def _epoch(metadata):
+    try:
+        return json.loads(Path(metadata).read_text())["epoch"]
+    except (OSError, ValueError, KeyError):
+        return 0
+
+
+def test_a_killed_worker_stops_the_other_with_a_message_and_both_resume(tmp_path):
+    out = tmp_path / "run"
+    args = ["--dataset", "digits", "--epochs", "3", "--warmup-epochs", "1", "--strategy", "multiworker",
+            "--out", str(out), "--verbose", "0"]
+    (chief, worker), workers = start_workers(args)
+    deadline = time.time() + 240
+    while _epoch(out / "worker1" / "backup" / "training_metadata.json") < 1:  # worker 1 backed up an epoch
+        assert worker.poll() is None and chief.poll() is None, (chief.stderr.read() + worker.stderr.read())[-3000:]
+        assert time.time() < deadline, "the first epoch did not finish in time"
+        time.sleep(0.1)
+    worker.send_signal(signal.SIGKILL)  # as if its machine died
+    worker.communicate()
+    # The chief notices the missing heartbeats within seconds, and stops with one line that says what to do.
+    _, err = chief.communicate(timeout=120)
+    assert chief.returncode == 1
+    assert err.strip().splitlines()[-1].startswith("error: Another worker stopped, so this one cannot go on")
+    assert "Traceback" not in err and "Start every worker again" in err
+    assert _epoch(out / "backup" / "training_metadata.json") == 1 and not (out / "metrics.json").exists()
+
+    processes, _ = start_workers(args, workers)  # a cluster manager restarts both
+    finish(processes)
+    for folder in (out, out / "worker1"):
+        metrics = json.loads((folder / "metrics.json").read_text())
+        assert metrics["epochs_this_run"] == [1, 2]  # nothing finished is redone
+        assert [int(row["epoch"]) for row in csv.DictReader(open(folder / "history.csv"))] == [0, 1, 2]
+        assert metrics["devices"] == 2 and metrics["test_accuracy"] > 0.5
+
+
+@pytest.mark.parametrize("value, message", [
+    (None, "needs TF_CONFIG, which is not set"),
+    ("{not json", "TF_CONFIG is not valid (JSONDecodeError"),
+    ('{"cluster": {}}', "TF_CONFIG is not valid (KeyError"),
+    ('{"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 2}}', "an index from 0 to 1"),
+    ('{"cluster": {"worker": ["a:1"]}, "task": {"type": "chief", "index": 0}}', "must be a worker"),
+])
+def test_a_missing_or_wrong_tf_config_is_a_clear_error(monkeypatch, value, message):
+    if value is None:
+        monkeypatch.delenv("TF_CONFIG", raising=False)
+    else:
+        monkeypatch.setenv("TF_CONFIG", value)
+    with pytest.raises(ValueError, match=message.replace("(", r"\(")):
+        multiworker.cluster()
+
+
+def test_the_command_line_refuses_multiworker_without_tf_config(tmp_path, monkeypatch, capsys):
+    from vitlib import train as cli
+
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    assert cli.main([*SMALL, "--strategy", "multiworker", "--out", str(tmp_path / "run")]) == 2
+    assert capsys.readouterr().err.strip().startswith("error: strategy='multiworker' needs TF_CONFIG, which is not set")
+    assert not (tmp_path / "run").exists()  # refused before it started: no empty folder left behind
