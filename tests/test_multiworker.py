@@ -1,8 +1,6 @@
 """Several machines, tested on one: tf.distribute.MultiWorkerMirroredStrategy with two worker processes on
 127.0.0.1, each told the cluster by TF_CONFIG (vitlib.multiworker), through `python -m vitlib.train`, as the README
 shows it."""
-import csv
-import io
 import json
 import os
 import signal
@@ -15,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from vitlib import multiworker
+from vitlib.training import read_history
 
 pytestmark = pytest.mark.tensorflow_only
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,7 +51,7 @@ def finish(processes, timeout=300):
 
 
 def losses(path):
-    return [float(row["loss"]) for row in csv.DictReader(io.StringIO(Path(path).read_text()))]
+    return read_history(path)["loss"]
 
 
 def test_two_workers_train_one_model_as_one_process_would(tmp_path):
@@ -108,7 +107,7 @@ def test_a_killed_worker_stops_the_other_with_a_message_and_both_resume(tmp_path
     for folder in (out, out / "worker1"):
         metrics = json.loads((folder / "metrics.json").read_text())
         assert metrics["epochs_this_run"] == [1, 2]  # nothing finished is redone
-        assert [int(row["epoch"]) for row in csv.DictReader(open(folder / "history.csv"))] == [0, 1, 2]
+        assert read_history(folder / "history.csv")["epoch"] == [0, 1, 2]
         assert metrics["devices"] == 2 and metrics["test_accuracy"] > 0.5
 
 
