@@ -4,12 +4,15 @@
 
 Reads `project.dependencies` and holds every `>=X.Y` to the X.Y series (`>=X.Y,<X.Y+1`: the oldest release line vitlib
 claims to support, at its last patch release, since some `.0` releases do not exist, e.g. TensorFlow 2.16.0), installs
-them (and vitlib itself, without dependencies) into the venv, then runs SMOKE there: import vitlib, build a ViT,
-train two steps, save and reload the `.keras` file, and compare the predictions. Prints the installed versions.
+them (and vitlib itself, without dependencies) into the venv with uv where the Makefile installed it (else pip), then
+runs SMOKE there: import vitlib, build a ViT, train two steps, save and reload the `.keras` file, and compare the
+predictions. Prints the installed versions.
 """
 import argparse
 import re
+import shutil
 import subprocess
+import sys
 import tomllib
 import venv
 from pathlib import Path
@@ -60,7 +63,10 @@ def main(argv=None):
     if not python.exists():
         venv.create(args.venv, with_pip=True)
     pins = lower_bounds()
-    pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    # uv where the Makefile installed it next to this Python (about 10x faster than pip), else the venv's own pip.
+    uv = shutil.which("uv", path=str(Path(sys.executable).parent))
+    pip = ([uv, "pip", "install", "--quiet", "--python", str(python)] if uv else
+           [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
     subprocess.run(pip + pins, check=True)
     subprocess.run(pip + ["--no-deps", "-e", str(ROOT)], check=True)
     names = [pin.split(">=")[0] for pin in pins]
