@@ -261,6 +261,30 @@ def test_train_writes_metrics_and_reloadable_best_and_last_models(tmp_path):
     assert keras.config.dtype_policy().name == "float32"  # the global policy is restored
 
 
+def test_tensorflow_trains_an_epoch_per_call_of_its_step_with_the_numbers_of_one_step_per_call(tmp_path, monkeypatch):
+    # train() asks Keras for steps_per_execution = the epoch's steps on TensorFlow (less overhead per step), 1 on JAX
+    # (which would unroll them) and PyTorch (which has only 1); a run gives the same numbers either way.
+    cfg = training.recipe("digits", epochs=2, warmup_epochs=1, model={"depth": 1}, train_on_validation=False)
+    original, asked = training.compile_for_training, []
+
+    def run(name, force=None):
+        def spy(*args, steps_per_execution=1, **kwargs):
+            asked.append(steps_per_execution)
+            return original(*args, steps_per_execution=force or steps_per_execution, **kwargs)
+
+        monkeypatch.setattr(training, "compile_for_training", spy)
+        metrics = training.train(cfg, tmp_path / name, verbose=0)
+        return metrics["test_accuracy"], (tmp_path / name / "history.csv").read_text()
+
+    default = run("default")
+    if keras.backend.backend() != "tensorflow":
+        assert asked == [1]  # so the run is the one-step-per-call run: nothing to compare
+        return
+    one = run("one", force=1)
+    assert asked == [len(vitlib.data.load_dataset("digits").y_train) // cfg.batch_size] * 2  # one run forced to 1
+    assert default == one  # test accuracy and every epoch's losses and accuracies, to the last digit
+
+
 @pytest.mark.tensorflow_only
 def test_final_run_trains_on_the_validation_images_too(tmp_path):
     cfg = training.recipe("digits", epochs=2, warmup_epochs=1, model={"depth": 1})

@@ -74,8 +74,7 @@ def compile_for_training(model, config, steps_per_epoch, loss=None, metrics=None
 
 
 def _metrics_argument(metrics, weighted):
-    """Keras' ``compile`` argument for ``metrics``: ``weighted_metrics`` where the data carries sample weights (the
-    zero-weight blanks of padded evaluation batches, which must not count), else ``metrics``."""
+    """``weighted_metrics`` where the data carries sample weights (padded evaluation batches' blanks), else ``metrics``."""
     return {"weighted_metrics" if weighted else "metrics": metrics}
 
 
@@ -181,15 +180,17 @@ def _train(config, out, verbose, data):
                                                                             steps_per_epoch)
             keras.utils.set_random_seed(config.seed)  # the ViT starts the same with or without a teacher
             vit = _initial_vit(config, data)
+            # TensorFlow, one device: an epoch per call of the traced step (same numbers, less overhead). Not JAX (it unrolls).
+            per_call = steps_per_epoch if keras.backend.backend() == "tensorflow" and replicas == 1 else 1
+            options = dict(weighted=shards > 1, steps_per_execution=per_call)
             if config.distill:
                 model = distillation_model(vit, teacher, recipe_augmentation(config))
                 compile_for_training(model, config, steps_per_epoch, metrics=[student_accuracy(data.num_classes)],
-                                     weighted=shards > 1,
                                      loss=DistillationLoss(data.num_classes, config.distill, config.distill_temperature,
-                                                           config.label_smoothing))
+                                                           config.label_smoothing), **options)
             else:
                 model = compile_for_training(with_augmentation(vit, config, name="train_model"), config, steps_per_epoch,
-                                             weighted=shards > 1)
+                                             **options)
             training_batches = pipe(data.x_train, data.y_train, True)
             if multiworker.active(strategy):
                 multiworker.prepare(model, training_batches.element_spec)
@@ -243,8 +244,7 @@ def read_history(path):
     "NA" when there is no validation split)."""
     if not Path(path).exists():
         return {}
-    with open(path) as f:
-        rows = list(csv.DictReader(f))
+    rows = list(csv.DictReader(Path(path).read_text().splitlines()))
     columns = {key: [float(row[key]) for row in rows if row.get(key) not in (None, "", "NA")]
                for key in (rows[0] if rows else {})}
     return {key: values for key, values in columns.items() if values}
