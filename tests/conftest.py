@@ -30,3 +30,6 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "tensorflow_only: needs TensorFlow as the Keras backend (notebooks, browser)")
     config.addinivalue_line("markers", "backend_independent: uses no Keras backend (files, packaging, NumPy, tf.data "
                                        "loaders, figures): run once, in the TensorFlow stage")
+    config.addinivalue_line("markers", "backend_neutral: uses the backend only through vitlib's layers and ops, adding "
+                                       "nothing backend-specific (exercise checker, widgets, cost formulas, NumPy "
+                                       "analyses): run once, in the TensorFlow stage; the layers' own tests run in all")

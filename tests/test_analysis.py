@@ -12,6 +12,7 @@ def softmax(x):
     return e / e.sum(-1, keepdims=True)
 
 
+@pytest.mark.backend_neutral
 def test_uniform_attention_gives_the_mean_pairwise_patch_distance():
     rows, cols, patch, heads, layers = 3, 4, 8, 2, 2
     tokens = 1 + rows * cols
@@ -23,6 +24,7 @@ def test_uniform_attention_gives_the_mean_pairwise_patch_distance():
     np.testing.assert_allclose(distance, direct, rtol=1e-12)
 
 
+@pytest.mark.backend_neutral
 def test_attention_to_itself_gives_distance_zero_and_to_a_neighbour_one_patch():
     n = 9
     eye = np.eye(1 + n)[None, None]
@@ -34,6 +36,7 @@ def test_attention_to_itself_gives_distance_zero_and_to_a_neighbour_one_patch():
     np.testing.assert_allclose(analysis.mean_attention_distance([right], (3, 3), 16, num_prefix_tokens=0), 16)
 
 
+@pytest.mark.backend_neutral
 def test_rollout_rows_sum_to_one_and_identity_attention_rolls_out_to_identity(rng):
     maps = [softmax(rng.normal(size=(2, 3, 5, 5))) for _ in range(4)]
     for fusion in analysis.HEAD_FUSIONS:
@@ -46,6 +49,7 @@ def test_rollout_rows_sum_to_one_and_identity_attention_rolls_out_to_identity(rn
     np.testing.assert_allclose(analysis.attention_rollout([eye] * 3), np.broadcast_to(np.eye(5), (2, 5, 5)))
 
 
+@pytest.mark.backend_neutral
 def test_one_layer_rollout_is_the_residual_mix_and_layers_multiply(rng):
     a, b = (softmax(rng.normal(size=(1, 2, 4, 4))) for _ in range(2))
     fa, fb = a.mean(1)[0], b.mean(1)[0]
@@ -56,6 +60,7 @@ def test_one_layer_rollout_is_the_residual_mix_and_layers_multiply(rng):
                                a.max(1)[0] / a.max(1)[0].sum(-1, keepdims=True))
 
 
+@pytest.mark.backend_neutral
 def test_rollout_map_takes_the_class_token_row_or_the_patch_mean():
     rollout = np.zeros((1, 5, 5))
     rollout[0, 0, 3] = 1.0  # the class token draws only on patch 2 (token 3)
@@ -68,6 +73,7 @@ def test_rollout_map_takes_the_class_token_row_or_the_patch_mean():
         analysis.rollout_map(rollout, (3, 3))
 
 
+@pytest.mark.backend_neutral
 def test_sincos_2d_similarity_peaks_at_the_query_patch():
     grid = (6, 6)
     table = vitlib.sincos_2d(grid, 64)
@@ -77,6 +83,7 @@ def test_sincos_2d_similarity_peaks_at_the_query_patch():
         assert sim[r, c, r, c] == pytest.approx(1.0)
 
 
+@pytest.mark.backend_neutral
 def test_filter_components_recover_a_known_rank_two_kernel(rng):
     p, c, d = 4, 3, 40
     u, _ = np.linalg.qr(rng.normal(size=(p * p * c, 2)))          # two orthonormal pixel patterns
@@ -123,6 +130,7 @@ def test_bad_analysis_inputs_are_refused():
         analysis.filter_components(conv)
 
 
+@pytest.mark.backend_neutral
 def test_two_d_sincos_similarity_falls_strictly_with_distance_and_random_tables_stay_flat(rng):
     grid = (8, 8)
     sincos = analysis.position_similarity(np.asarray(vitlib.sincos_2d(grid, 64)), grid, num_prefix_tokens=0)
@@ -134,6 +142,7 @@ def test_two_d_sincos_similarity_falls_strictly_with_distance_and_random_tables_
     assert abs(analysis.locality_gap(random)) < 0.05
 
 
+@pytest.mark.backend_neutral
 def test_similarity_by_distance_averages_the_pairs_at_each_rounded_distance():
     rows, cols = 3, 4
     exact = analysis.patch_distances((rows, cols)).reshape(rows, cols, rows, cols)
@@ -150,6 +159,7 @@ def test_similarity_by_distance_averages_the_pairs_at_each_rounded_distance():
         analysis.locality_gap(-exact, far=9)
 
 
+@pytest.mark.backend_neutral
 def test_mass_inside_a_mask_and_the_patches_that_hold_ink():
     images = np.zeros((2, 4, 6, 1), "float32")
     images[0, 0, 0] = 1.0  # ink in patch (0, 0) of a 2x3 grid of 2x2 patches

@@ -4,6 +4,8 @@ import pytest
 import vitlib
 from vitlib import costs
 
+pytestmark = pytest.mark.backend_neutral  # formulas against built models' weight counts, the same on every backend
+
 CONFIGS = [
     dict(variant="Ti/4", image_size=32, num_classes=10),
     dict(variant="S/16", image_size=64, num_classes=7, pos_embedding="sincos2d", pool="gap"),

@@ -4,6 +4,8 @@ import pytest
 import vitlib
 from vitlib import widgets
 
+pytestmark = pytest.mark.backend_neutral  # notebook widgets: they run in the TensorFlow notebooks
+
 
 def test_patch_explorer_offers_only_sizes_that_divide_the_image():
     explorer = widgets.patch_explorer()
