@@ -233,8 +233,12 @@ def test_auto_precision_is_float32_without_a_gpu_and_mixed_with_one(monkeypatch)
     assert training.resolve_jit("auto") is (backend == "jax")  # JAX always jits: op by op it is many times slower
     assert training.resolve_precision("mixed_bfloat16") == "mixed_bfloat16"  # an explicit setting is kept
     assert training.resolve_jit(False) is False and training.resolve_jit(True) is True
+    assert training.resolve_jit("xla") is (backend != "torch")  # XLA on CPUs too, never torch.compile
     monkeypatch.setattr(devices, "gpu_available", lambda: True)
     assert training.resolve_jit("auto") is (backend != "torch")
+    assert training.resolve_jit("xla") is (backend != "torch")
+    with pytest.raises(ValueError, match="jit_compile='yes': use 'auto', 'xla', True or False"):
+        training.resolve_jit("yes")
     if backend != "tensorflow":  # TensorFlow asks the GPU for its compute capability
         assert training.resolve_precision("auto") == "mixed_bfloat16"
 
@@ -430,6 +434,7 @@ def test_cli_trains_translated_digits_with_their_recipe_and_canvas(monkeypatch, 
     assert configs[-1].dataset_options == {"canvas_size": 24} and configs[-1].model == config.model
     assert cli.main(["--recipe", "translated_digits_patches", "--dataset", "translated_digits"]) == 0
     assert configs[-1].dataset_options == {"canvas_size": 12} and configs[-1].model["stem"] == "patch"
+    assert configs[-1].jit_compile == "xla"  # as notebook 07 trains it: the same numbers from the command line
 
 
 def test_cli_refuses_an_output_path_it_cannot_use_in_one_line(tmp_path, capsys):

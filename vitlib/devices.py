@@ -48,9 +48,15 @@ def resolve_jit(setting):
     """``"auto"``: with TensorFlow, XLA compilation on GPUs, where it speeds up every step, not on CPUs (compiling a
     small ViT's training step takes longer there than it saves in a short run); with JAX always, as JAX's own
     default (without ``jit`` JAX runs a step op by op: one epoch of translated digits took 25 s instead of 11 s,
-    compilation included); with PyTorch never (``torch.compile`` takes longer than it saves in a short run)."""
+    compilation included); with PyTorch never (``torch.compile`` takes longer than it saves in a short run).
+    ``"xla"``: XLA with TensorFlow (on CPUs too) and JAX, never ``torch.compile``: for runs long enough that compiling
+    pays on a CPU (notebook 07's recipe). ``True``/``False``: Keras' own meaning (``True`` on PyTorch: torch.compile)."""
+    if not (setting in ("auto", "xla") or isinstance(setting, bool)):
+        raise ValueError(f"jit_compile={setting!r}: use 'auto', 'xla', True or False.")
+    if setting == "xla":
+        return keras.backend.backend() != "torch"
     if setting != "auto":
-        return bool(setting)
+        return setting
     backend = keras.backend.backend()
     return backend == "jax" or (backend == "tensorflow" and gpu_available())
 
