@@ -53,6 +53,7 @@ $(VENV)/.installed-site: pyproject.toml constraints.txt $(VENV)/.installed
 # where pip took about 240 s on a 2-core machine, same versions. --compile-bytecode as pip does: where PYTHONDONTWRITEBYTECODE is set (many containers and CI
 # machines), Python would otherwise compile TensorFlow's 1,847 modules again at every import. PyTorch alone goes
 # through pip, which honours a pip.conf's local wheels and the TORCH line above (uv would fetch PyPI's CUDA build).
+# uv reads no pip.conf: with a mirror set up for pip only, use pip for all: make lab UV='$(PIP)' (README).
 CONSTRAINTS ?= -c constraints.txt
 PIP := $(BIN)/python -m pip install --disable-pip-version-check $(CONSTRAINTS)
 UV := $(BIN)/uv pip install --compile-bytecode --python $(BIN)/python $(CONSTRAINTS)

@@ -51,6 +51,7 @@ CASES = [
     ("unknown attention layer", lambda: vitlib.build_vit("Ti/16", attention="window"), r"Unknown attention 'window'.*'mhsa'"),
     ("unknown data set", lambda: vitlib.data.load_dataset("imagenet"), r"Unknown dataset name 'imagenet'.*'translated_digits'"),
     ("canvas for plain digits", lambda: vitlib.data.load_dataset("digits", canvas_size=16), r"canvas_size does not apply to 'digits' \(it takes no options\)"),
+    ("unknown jit_compile", lambda: vitlib.training.recipe("digits", jit_compile="yes"), r"Unknown jit_compile 'yes'. Choose one of: 'auto', 'xla', True, False"),
     ("conv stem with patch 14", lambda: vitlib.build_vit("B/14", stem="conv"), r"power of 2, got 14"),
 ]
 

@@ -266,8 +266,8 @@ def test_train_writes_metrics_and_reloadable_best_and_last_models(tmp_path):
 
 
 def test_tensorflow_trains_an_epoch_per_call_of_its_step_with_the_numbers_of_one_step_per_call(tmp_path, monkeypatch):
-    # train() asks Keras for steps_per_execution = the epoch's steps on TensorFlow (less overhead per step), 1 on JAX
-    # (which would unroll them) and PyTorch (which has only 1); a run gives the same numbers either way.
+    # train() asks Keras for steps_per_execution = the epoch's steps, at most 32, on TensorFlow (less overhead per
+    # step), 1 on JAX (which would unroll them) and PyTorch (which has only 1); a run gives the same numbers either way.
     cfg = training.recipe("digits", epochs=2, warmup_epochs=1, model={"depth": 1}, train_on_validation=False)
     original, asked = training.compile_for_training, []
 
@@ -285,7 +285,7 @@ def test_tensorflow_trains_an_epoch_per_call_of_its_step_with_the_numbers_of_one
         assert asked == [1]  # so the run is the one-step-per-call run: nothing to compare
         return
     one = run("one", force=1)
-    assert asked == [len(vitlib.data.load_dataset("digits").y_train) // cfg.batch_size] * 2  # one run forced to 1
+    assert asked == [min(len(vitlib.data.load_dataset("digits").y_train) // cfg.batch_size, 32)] * 2  # one forced to 1
     assert default == one  # test accuracy and every epoch's losses and accuracies, to the last digit
 
 
@@ -432,7 +432,7 @@ def test_cli_trains_translated_digits_with_their_recipe_and_canvas(monkeypatch, 
     assert config.model["stem"] == "shifted" and config.model["patch_size"] == 2
     assert cli.main(["--dataset", "translated_digits", "--canvas-size", "24"]) == 0
     assert configs[-1].dataset_options == {"canvas_size": 24} and configs[-1].model == config.model
-    assert cli.main(["--recipe", "translated_digits_patches", "--dataset", "translated_digits"]) == 0
+    assert cli.main(["--recipe", "translated_digits_patches"]) == 0  # the recipe's own data set
     assert configs[-1].dataset_options == {"canvas_size": 12} and configs[-1].model["stem"] == "patch"
     assert configs[-1].jit_compile == "xla"  # as notebook 07 trains it: the same numbers from the command line
 
@@ -470,7 +470,7 @@ def test_translated_digits_train_with_a_fresh_placement_every_epoch(tmp_path, mo
         return original(*args, **kwargs)
 
     monkeypatch.setattr(training, "make_pipeline", spy)
-    config = training.recipe("translated_digits_patches", epochs=1, warmup_epochs=0,
+    config = training.recipe("translated_digits_patches", epochs=1, warmup_epochs=0, jit_compile="auto",
                              model={"hidden_size": 16, "depth": 1, "num_heads": 2, "mlp_dim": 16})
     result = training.train(config, tmp_path, verbose=0)
     assert seen[0] is not None and all(f is None for f in seen[1:])  # training data only, tests untouched

@@ -44,6 +44,7 @@ class TrainConfig:
             _checks.positive_int(name, getattr(self, name))
         _checks.choice("mixed_precision", self.mixed_precision, PRECISIONS)
         _checks.choice("strategy", self.strategy, STRATEGIES)
+        _checks.choice("jit_compile", self.jit_compile, ("auto", "xla", True, False))
         _checks.choice("augment", self.augment, AUGMENTATIONS)
         _checks.choice("keep", self.keep, ("best", "last"))
         _checks.choice("pos_resize", self.pos_resize, tuple(POSITION_RESIZES))

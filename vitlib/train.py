@@ -24,9 +24,10 @@ def main(argv=None):
     from vitlib import data, devices, embeddings, model, pipeline, recipes, resolution, stems  # the registries
 
     parser = argparse.ArgumentParser(prog="python -m vitlib.train", description=__doc__.split("\n")[0])
-    parser.add_argument("--dataset", default="digits", choices=list(data.DATASETS),
-                        help="digits (default, embedded), translated_digits (the digits at random places on a larger "
-                             "canvas, embedded), position (generated); the others download once from keras.datasets")
+    parser.add_argument("--dataset", choices=list(data.DATASETS),
+                        help="default: the --recipe's, else digits. digits (embedded), translated_digits (the digits "
+                             "at random places on a larger canvas, embedded), position (generated); the others download "
+                             "once from keras.datasets")
     parser.add_argument("--canvas-size", type=int, help="translated_digits: the canvas' side in pixels (default 16)")
     parser.add_argument("--recipe", choices=list(recipes.RECIPES),
                         help="recipe to start from (default: the data set's own, else digits)")
@@ -88,7 +89,7 @@ def main(argv=None):
         return 2
     try:
         config = training.recipe(name, **overrides)
-        metrics = training.train(config, args.out or f"runs/{args.dataset}", verbose=verbose)
+        metrics = training.train(config, args.out or f"runs/{config.dataset}", verbose=verbose)
     except (ValueError, training.DatasetUnavailableError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

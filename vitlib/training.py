@@ -79,9 +79,8 @@ def _metrics_argument(metrics, weighted):
 
 
 def _train_teacher(config, data, path, pipe, steps_per_epoch):
-    """The distillation teacher: loaded from ``path`` if an interrupted run saved it, else a
-    :func:`small_cnn` trained with the same recipe (augmentation included) and saved there.
-    Returns (teacher, seconds spent training it, its test accuracy)."""
+    """The distillation teacher: loaded from ``path`` if an interrupted run saved it, else a :func:`small_cnn` trained
+    with the same recipe (augmentation included) and saved there. Returns (teacher, seconds training it, test accuracy)."""
     if path.exists():
         teacher, seconds = keras.saving.load_model(path), 0.0
     else:
@@ -180,9 +179,10 @@ def _train(config, out, verbose, data):
                                                                             steps_per_epoch)
             keras.utils.set_random_seed(config.seed)  # the ViT starts the same with or without a teacher
             vit = _initial_vit(config, data)
-            # TensorFlow, one device: an epoch per call of the traced step (same numbers, less overhead). Not JAX (it unrolls).
-            per_call = steps_per_epoch if keras.backend.backend() == "tensorflow" and replicas == 1 else 1
-            options = dict(weighted=shards > 1, steps_per_execution=per_call)
+            # TensorFlow, one device, no strategy: up to 32 steps per traced call (same numbers, less overhead;
+            # callbacks and Ctrl-C act between calls). Not JAX, which unrolls them, nor PyTorch.
+            one = keras.backend.backend() == "tensorflow" and config.strategy in ("auto", "none") and replicas == 1
+            options = dict(weighted=shards > 1, steps_per_execution=min(steps_per_epoch, 32) if one else 1)
             if config.distill:
                 model = distillation_model(vit, teacher, recipe_augmentation(config))
                 compile_for_training(model, config, steps_per_epoch, metrics=[student_accuracy(data.num_classes)],
