@@ -30,9 +30,11 @@ test: $(VENV)/.installed-dev chromium lint
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check vitlib tests scripts benchmarks
 
+# The JAX and PyTorch stages leave out what runs once, in the TensorFlow stage (tests/conftest.py says why).
+OTHER_BACKENDS := -m "not tensorflow_only and not backend_independent and not backend_neutral"
 test-backends: $(VENV)/.installed-dev
-	KERAS_BACKEND=jax $(PYTEST) -n 2 --dist loadscope -m "not tensorflow_only and not backend_independent and not backend_neutral" tests
-	KERAS_BACKEND=torch $(PYTEST) -n 2 --dist loadscope -m "not tensorflow_only and not backend_independent and not backend_neutral" tests
+	KERAS_BACKEND=jax $(PYTEST) -n 2 --dist loadscope $(OTHER_BACKENDS) tests
+	KERAS_BACKEND=torch $(PYTEST) -n 2 --dist loadscope $(OTHER_BACKENDS) tests
 
 # Re-run every notebook top to bottom and save it with its outputs (deterministic: seeds are fixed).
 notebooks: $(VENV)/.installed-dev
@@ -50,9 +52,10 @@ $(VENV)/.installed-site: pyproject.toml constraints.txt $(VENV)/.installed
 # Every install is held to constraints.txt: the versions that produced the committed notebook outputs (`make lock`
 # writes it from .venv). Without them: make lab CONSTRAINTS= (the newest versions pyproject.toml allows).
 # uv (from PyPI, into .venv) installs the Python packages: make test's install took 96 s from an empty uv cache
-# where pip took about 240 s on a 2-core machine, same versions. --compile-bytecode as pip does: where PYTHONDONTWRITEBYTECODE is set (many containers and CI
-# machines), Python would otherwise compile TensorFlow's 1,847 modules again at every import. PyTorch alone goes
-# through pip, which honours a pip.conf's local wheels and the TORCH line above (uv would fetch PyPI's CUDA build).
+# where pip took about 240 s on a 2-core machine, same versions. --compile-bytecode as pip does: where
+# PYTHONDONTWRITEBYTECODE is set (many containers and CI machines), Python would otherwise compile TensorFlow's
+# 1,847 modules again at every import. PyTorch alone goes through pip, which honours a pip.conf's local wheels and
+# the TORCH line above (uv would fetch PyPI's CUDA build).
 # uv reads no pip.conf: with a mirror set up for pip only, use pip for all: make lab UV='$(PIP)' (README).
 CONSTRAINTS ?= -c constraints.txt
 PIP := $(BIN)/python -m pip install --disable-pip-version-check $(CONSTRAINTS)

@@ -237,7 +237,7 @@ def test_auto_precision_is_float32_without_a_gpu_and_mixed_with_one(monkeypatch)
     monkeypatch.setattr(devices, "gpu_available", lambda: True)
     assert training.resolve_jit("auto") is (backend != "torch")
     assert training.resolve_jit("xla") is (backend != "torch")
-    with pytest.raises(ValueError, match="jit_compile='yes': use 'auto', 'xla', True or False"):
+    with pytest.raises(ValueError, match="Unknown jit_compile 'yes'. Choose one of: 'auto', 'xla', True, False"):
         training.resolve_jit("yes")
     if backend != "tensorflow":  # TensorFlow asks the GPU for its compute capability
         assert training.resolve_precision("auto") == "mixed_bfloat16"
@@ -265,7 +265,7 @@ def test_train_writes_metrics_and_reloadable_best_and_last_models(tmp_path):
     assert keras.config.dtype_policy().name == "float32"  # the global policy is restored
 
 
-def test_tensorflow_trains_an_epoch_per_call_of_its_step_with_the_numbers_of_one_step_per_call(tmp_path, monkeypatch):
+def test_tensorflow_trains_up_to_32_steps_per_call_of_its_step_with_the_numbers_of_one_step_per_call(tmp_path, monkeypatch):
     # train() asks Keras for steps_per_execution = the epoch's steps, at most 32, on TensorFlow (less overhead per
     # step), 1 on JAX (which would unroll them) and PyTorch (which has only 1); a run gives the same numbers either way.
     cfg = training.recipe("digits", epochs=2, warmup_epochs=1, model={"depth": 1}, train_on_validation=False)

@@ -3,8 +3,11 @@
 """
 import keras
 
+from vitlib import _checks
+
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")  # "auto": resolve_precision picks
 STRATEGIES = ("auto", "none", "mirrored", "multiworker")  # see resolve_strategy
+JIT_SETTINGS = ("auto", "xla", True, False)  # see resolve_jit
 
 
 def devices(backend):
@@ -51,12 +54,11 @@ def resolve_jit(setting):
     compilation included); with PyTorch never (``torch.compile`` takes longer than it saves in a short run).
     ``"xla"``: XLA with TensorFlow (on CPUs too) and JAX, never ``torch.compile``: for runs long enough that compiling
     pays on a CPU (notebook 07's recipe). ``True``/``False``: Keras' own meaning (``True`` on PyTorch: torch.compile)."""
-    if not (setting in ("auto", "xla") or isinstance(setting, bool)):
-        raise ValueError(f"jit_compile={setting!r}: use 'auto', 'xla', True or False.")
+    _checks.choice("jit_compile", setting, JIT_SETTINGS)
     if setting == "xla":
         return keras.backend.backend() != "torch"
     if setting != "auto":
-        return setting
+        return bool(setting)
     backend = keras.backend.backend()
     return backend == "jax" or (backend == "tensorflow" and gpu_available())
 

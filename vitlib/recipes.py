@@ -5,7 +5,7 @@
 import dataclasses
 
 from vitlib import _checks
-from vitlib.devices import PRECISIONS, STRATEGIES
+from vitlib.devices import JIT_SETTINGS, PRECISIONS, STRATEGIES
 from vitlib.pipeline import AUGMENTATIONS
 from vitlib.resolution import POSITION_RESIZES
 
@@ -28,7 +28,7 @@ class TrainConfig:
     flip: bool = False
     translate: float = 0.1          # random shifts of up to this fraction of the image size ("basic", "strong")
     mixed_precision: str = "auto"   # "auto": bfloat16/float16 on a capable GPU, float32 on CPU
-    jit_compile: object = "auto"    # "auto" | "xla" | True | False (vitlib.devices.resolve_jit)
+    jit_compile: object = "auto"    # one of devices.JIT_SETTINGS: "auto" | "xla" | True | False (resolve_jit)
     strategy: str = "auto"          # "auto" | "none" | "mirrored" | "multiworker"
     seed: int = 0
     distill: float = 0.0            # weight of the teacher's soft labels in the loss; 0: no teacher
@@ -44,7 +44,7 @@ class TrainConfig:
             _checks.positive_int(name, getattr(self, name))
         _checks.choice("mixed_precision", self.mixed_precision, PRECISIONS)
         _checks.choice("strategy", self.strategy, STRATEGIES)
-        _checks.choice("jit_compile", self.jit_compile, ("auto", "xla", True, False))
+        _checks.choice("jit_compile", self.jit_compile, JIT_SETTINGS)
         _checks.choice("augment", self.augment, AUGMENTATIONS)
         _checks.choice("keep", self.keep, ("best", "last"))
         _checks.choice("pos_resize", self.pos_resize, tuple(POSITION_RESIZES))
