@@ -1,4 +1,5 @@
 import csv
+import dataclasses
 import io
 import json
 import os
@@ -280,13 +281,48 @@ def test_tensorflow_trains_up_to_32_steps_per_call_of_its_step_with_the_numbers_
         metrics = training.train(cfg, tmp_path / name, verbose=0)
         return metrics["test_accuracy"], (tmp_path / name / "history.csv").read_text()
 
+    training._compiled.forget()  # so that this run compiles its own model (not the one an earlier test left)
     default = run("default")
+    training._compiled.forget()  # and the next one too (the same config: it would reuse this one's)
     if keras.backend.backend() != "tensorflow":
         assert asked == [1]  # so the run is the one-step-per-call run: nothing to compare
         return
     one = run("one", force=1)
     assert asked == [min(len(vitlib.data.load_dataset("digits").y_train) // cfg.batch_size, 32)] * 2  # one forced to 1
     assert default == one  # test accuracy and every epoch's losses and accuracies, to the last digit
+
+
+def test_a_run_like_the_last_but_for_its_seed_reuses_its_compiled_model_with_the_numbers_of_a_fresh_compile(
+        tmp_path, monkeypatch):
+    # Random augmentation and dropout too: their random states must start as in a fresh model.
+    cfg = lambda seed: training.recipe("digits", epochs=2, warmup_epochs=1, model={"depth": 1, "dropout": 0.1},  # noqa: E731
+                                       augment="basic", train_on_validation=False, seed=seed)
+    original, compiled = training.compile_for_training, []
+
+    def spy(*args, **kwargs):
+        compiled.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(training, "compile_for_training", spy)
+
+    def run(seed, name, fresh=False):
+        if fresh:
+            training._compiled.forget()
+        metrics = training.train(cfg(seed), tmp_path / name, verbose=0)
+        return metrics["test_accuracy"], (tmp_path / name / "history.csv").read_text(), len(compiled)
+
+    first = run(1, "first", fresh=True)
+    second = run(0, "second")
+    if keras.backend.backend() != "tensorflow":
+        assert (first[2], second[2]) == (1, 2)  # JAX and PyTorch compile every run
+        return
+    alone = run(0, "alone", fresh=True)
+    again = run(1, "again")
+    assert [r[2] for r in (first, second, alone, again)] == [1, 1, 2, 2]  # second and again reused a compiled model
+    assert second[:2] == alone[:2] and again[:2] == first[:2]  # test accuracy, every epoch's numbers, to the last digit
+    assert first[:2] != second[:2]  # the seeds do differ
+    training.train(dataclasses.replace(cfg(0), epochs=3), tmp_path / "longer", verbose=0)
+    assert len(compiled) == 3  # another config (here the schedule's length) compiles its own
 
 
 @pytest.mark.tensorflow_only

@@ -26,6 +26,7 @@ import numpy as np
 from keras import ops
 
 from vitlib import _checks
+from vitlib._compiled import reset_optimizer
 from vitlib._seed import set_seed
 from vitlib.pipeline import make_pipeline
 
@@ -120,12 +121,6 @@ def _traced_forward(model):
     return tf.function(lambda batch: model(batch, training=False), input_signature=[spec])
 
 
-def _reset_optimizer(optimizer):
-    """Back to the state of a freshly built optimiser: step count and every slot (Adam's moments) zero."""
-    for variable in optimizer.variables:
-        variable.assign(ops.zeros(variable.shape, variable.dtype))
-
-
 _COMPILED = {}  # (architecture, budget) -> a compiled model and its traced forward pass, shared by all runs of run_grid
 
 
@@ -168,7 +163,7 @@ def run_grid(builders, data, fractions=(1.0,), seeds=(0, 1, 2), steps=300, batch
                 model = shared if shared is not None else _compile_run(build(seed), config, steps_per_epoch)
                 part = fraction_of(data, fraction, seed)
                 model.set_weights(start_weights)
-                _reset_optimizer(model.optimizer)
+                reset_optimizer(model.optimizer)
                 set_seed(seed)  # keeps TensorFlow's traced step (see vitlib._seed)
                 start = time.perf_counter()
                 model.fit(_pipeline(part, config, seed), epochs=config.epochs, steps_per_epoch=steps_per_epoch,

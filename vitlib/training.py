@@ -14,7 +14,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from vitlib import _checks, multiworker, progress
+from vitlib import _checks, _compiled, multiworker, progress
 from vitlib.data import DatasetUnavailableError, augmentation, load_dataset, make_pipeline  # noqa: F401  (re-exported)
 from vitlib.devices import distribution_size, gpu_available, resolve_jit, resolve_precision, resolve_strategy  # noqa: F401
 from vitlib.distill import DistillationLoss, distillation_model, small_cnn, student_accuracy  # noqa: F401  (re-exported)
@@ -150,8 +150,7 @@ def _train(config, out, verbose, data):
             data = data.resized(config.image_size)
         if config.train_on_validation:  # the recipe is fixed: its validation images become training images
             data = data.with_validation_in_training()
-        # Training batches all have the same size (the few images left over are different ones each epoch, as
-        # the data is reshuffled), which also splits them evenly over several replicas.
+        # Batches of one size (the left-over images change each epoch, as the data is reshuffled): even over replicas.
         drop_remainder = len(data.y_train) >= config.batch_size
         steps_per_epoch = len(data.y_train) // config.batch_size if drop_remainder else 1
         # Evaluation in big batches (usually one: fewer steps) on one device; with several replicas in the
@@ -188,9 +187,10 @@ def _train(config, out, verbose, data):
                 compile_for_training(model, config, steps_per_epoch, metrics=[student_accuracy(data.num_classes)],
                                      loss=DistillationLoss(data.num_classes, config.distill, config.distill_temperature,
                                                            config.label_smoothing), **options)
-            else:
-                model = compile_for_training(with_augmentation(vit, config, name="train_model"), config, steps_per_epoch,
-                                             **options)
+            else:  # one device on TensorFlow: a run like the last one but for its seed reuses its compiled model
+                model, vit = _compiled.training_model(config, vit, with_augmentation(vit, config, name="train_model"),
+                                                      lambda m: compile_for_training(m, config, steps_per_epoch, **options),
+                                                      [data.image_shape, data.num_classes, steps_per_epoch, options], one)
             training_batches = pipe(data.x_train, data.y_train, True)
             if multiworker.active(strategy):
                 multiworker.prepare(model, training_batches.element_spec)
