@@ -75,3 +75,16 @@ def augmentation(kind="basic", flip=True, translate=0.1, seed=0):
     if kind == "strong":
         layers.append(keras.layers.RandAugment(value_range=(0, 1), num_ops=2, factor=0.5, seed=seed))
     return keras.Sequential(layers or [keras.layers.Identity()], name=f"augment_{kind}")
+
+
+def recipe_augmentation(config):
+    """The in-model augmentation layers a :class:`vitlib.recipes.TrainConfig` asks for."""
+    return augmentation(config.augment, config.flip, config.translate, config.seed)
+
+
+def with_augmentation(model, config, name=None):
+    """A training model: images -> the recipe's in-model augmentation -> ``model``. Keep ``model`` itself."""
+    import keras
+
+    images = keras.Input(model.input_shape[1:], name="images")
+    return keras.Model(images, model(recipe_augmentation(config)(images)), name=name)
