@@ -15,8 +15,8 @@ import pytest
 from keras import ops
 
 import vitlib
+from vitlib import backup, training
 from vitlib import data as data_module
-from vitlib import training
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -404,10 +404,42 @@ def test_killed_training_resumes_after_the_last_finished_epoch(tmp_path):
     assert second.returncode == 0, second.stderr[-2000:]
     metrics = json.loads((out / "metrics.json").read_text())
     resumed = metrics["epochs_this_run"]
-    assert resumed[0] in (finished_before[-1] + 1, finished_before[-1] + 2)  # nothing finished is redone
+    # Nothing finished is redone; killed after an epoch's row but before its backup, that epoch runs again.
+    assert resumed[0] in (finished_before[-1], finished_before[-1] + 1)
     assert resumed[-1] == 5
     assert epochs_in(out / "history.csv") == sorted(set(epochs_in(out / "history.csv")))  # no epoch twice
     assert json.loads(second.stdout.strip().splitlines()[-1])["test_accuracy"] == metrics["test_accuracy"]
+
+
+@pytest.mark.tensorflow_only
+@pytest.mark.parametrize("stop", ["before", "after"])
+def test_a_run_stopped_next_to_an_epochs_backup_resumes_with_every_epochs_row_once(tmp_path, monkeypatch, stop):
+    # Stopped at epoch 1's end just before its backup (the epoch runs again: its first row must go) or just after
+    # it (the epoch is done: its row must be there already).
+    cfg = training.recipe("digits", epochs=3, warmup_epochs=1, model={"depth": 1}, train_on_validation=False)
+
+    class Stopped(Exception):
+        pass
+
+    class StopsAtEpoch1(backup.Backup):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1 and stop == "before":
+                raise Stopped
+            super().on_epoch_end(epoch, logs)
+            if epoch == 1:
+                raise Stopped
+
+    real = backup.Backup
+    monkeypatch.setattr(backup, "Backup", StopsAtEpoch1)
+    with pytest.raises(Stopped):
+        training.train(cfg, tmp_path, verbose=0)
+    monkeypatch.setattr(backup, "Backup", real)
+    metrics = training.train(cfg, tmp_path, verbose=0)
+    assert metrics["epochs_this_run"] == ([1, 2] if stop == "before" else [2])
+    assert epochs_in(tmp_path / "history.csv") == [0, 1, 2]  # each epoch once, none lost
+    assert metrics["best_val_accuracy"] == max(metrics["history"]["val_accuracy"])
+    # A fresh run next (it reuses the resumed run's compiled model, which BackupAndRestore told to start at epoch 1 or 2)
+    assert training.train(dataclasses.replace(cfg, seed=1), tmp_path / "fresh", verbose=0)["epochs_this_run"] == [0, 1, 2]
 
 
 MIRRORED_SCRIPT = """
@@ -415,6 +447,7 @@ import json, sys
 import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from vitlib import backup
 from vitlib import data as data_module
 from vitlib import training
 out = {}

@@ -2,7 +2,7 @@
 
 Modules in reading order (CONTRIBUTING.md has the picture):
 patches -> stems -> embeddings -> attention -> encoder (+ fast) -> model -> costs -> images, data, pipeline
--> recipes, devices, distill, training -> resolution, experiments -> analysis
+-> recipes, devices, distill, training (+ backup) -> resolution, experiments -> analysis
 -> pretrained; plotting and widgets (matplotlib, ipywidgets) load only when used; exercises for the notebooks.
 """
 from vitlib._quiet import import_tensorflow_quietly
@@ -54,7 +54,7 @@ __version__ = "0.1.0"
 from vitlib import analysis, costs, data, distill, exercises, fast, pretrained, schedule  # noqa: E402
 from vitlib.exercises import check, solution  # noqa: E402
 
-_LAZY = ("plotting", "widgets", "training", "recipes", "devices", "resolution", "experiments", "torch_vit", "progress")
+_LAZY = ("plotting", "widgets", "training", "recipes", "devices", "resolution", "experiments", "torch_vit", "progress", "backup")
 
 __all__ = [
     "ATTENTIONS", "POOLS", "POSITION_EMBEDDINGS", "STEMS", "VARIANTS", "ClassToken", "ConvStem", "EncoderBlock",

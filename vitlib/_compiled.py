@@ -40,6 +40,7 @@ def training_model(config, vit, wrapper, compile_fn, shapes, reuse=True):
             for target, source in zip(model.variables, wrapper.variables):
                 target.assign(source)
             reset_optimizer(model.optimizer)
+            model._initial_epoch = None  # set by BackupAndRestore when a run resumed: fit would start there again
             return model, shared_vit
     _LAST.clear()
     _LAST[key] = compile_fn(wrapper), vit

@@ -102,4 +102,8 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    if code == 1:  # a lost worker: TensorFlow's cluster threads fail noisily at exit ("Bad file descriptor"), so
+        sys.stdout.flush(), sys.stderr.flush()  # leave without that clean-up: the error stays the last line
+        os._exit(code)
+    sys.exit(code)

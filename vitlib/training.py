@@ -14,7 +14,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from vitlib import _checks, _compiled, multiworker, progress
+from vitlib import _checks, _compiled, backup, multiworker, progress
 from vitlib.data import DatasetUnavailableError, augmentation, load_dataset, make_pipeline  # noqa: F401  (re-exported)
 from vitlib.devices import distribution_size, gpu_available, resolve_jit, resolve_precision, resolve_strategy  # noqa: F401
 from vitlib.distill import DistillationLoss, distillation_model, small_cnn, student_accuracy  # noqa: F401  (re-exported)
@@ -38,7 +38,7 @@ class SaveBest(keras.callbacks.Callback):
         value = (logs or {}).get(self.monitor)
         if value is not None and value >= self.best:  # a tie goes to the later, longer-trained epoch
             self.best = float(value)
-            self.vit.save(self.path)
+            backup.replace_atomically(self.path, self.vit.save)  # killed while saving: the last best stays
 
 
 def compile_for_training(model, config, steps_per_epoch, loss=None, metrics=None, steps_per_execution=1, weighted=False):
@@ -46,8 +46,7 @@ def compile_for_training(model, config, steps_per_epoch, loss=None, metrics=None
     AdamW, warm-up + cosine schedule, global gradient-norm clipping, cross-entropy with label smoothing
     (or ``loss``, such as a :class:`DistillationLoss`), accuracy (or ``metrics``). ``steps_per_execution``: steps
     run per call of the traced step (Keras' option; the same numbers, less overhead per step for small models).
-    ``weighted=True``: the metrics use the data's sample weights (Keras' ``weighted_metrics``), as padded evaluation
-    batches need."""
+    ``weighted=True``: the metrics use the data's sample weights (``weighted_metrics``), as padded evaluation batches need."""
     schedule = WarmupCosine(config.learning_rate, config.epochs * steps_per_epoch, config.warmup_epochs * steps_per_epoch)
     model.compile(
         optimizer=adamw(schedule, weight_decay=config.weight_decay, global_clipnorm=config.clip_norm),
@@ -56,9 +55,8 @@ def compile_for_training(model, config, steps_per_epoch, loss=None, metrics=None
         jit_compile=resolve_jit(config.jit_compile),
         steps_per_execution=steps_per_execution,
     )
-    # Create the optimiser's slots now. Otherwise they (and a metric given by name) are created while
-    # TensorFlow traces the first training step, and TensorFlow then traces the whole step a second time:
-    # that doubled a digits run's start-up (about 9 s instead of 4.5 s on 2 cores).
+    # The optimiser's slots now: created while TensorFlow traces the first step (with a metric given by name), they
+    # make it trace the whole step a second time, which doubled a digits run's start-up (9 s, not 4.5 s, on 2 cores).
     model.optimizer.build(model.trainable_variables)
     return model
 
@@ -109,8 +107,7 @@ def train(config, out_dir="runs/digits", verbose="auto", data=None):
     ``backup/``: run the same call again after an interruption and it resumes after the last finished
     epoch. Returns the metrics dict (``test_accuracy``, ``train_seconds``, ``config``, ...) plus
     ``history``, the per-epoch losses and accuracies (plot them with ``vitlib.plotting.history_figure``).
-    ``data``: a :class:`vitlib.data.Dataset` to train on instead of ``load_dataset(config.dataset)``
-    (e.g. one fold of a cross-validation, as in ``benchmarks/digits_cv.py``).
+    ``data``: a :class:`vitlib.data.Dataset` instead of ``load_dataset(config.dataset)`` (a fold of ``benchmarks/digits_cv.py``).
     ``verbose``: as Keras' ``fit`` (0 silent, 1 a progress bar, 2 a line per epoch), or ``"line"``: one line updated
     per epoch (:class:`vitlib.progress.EpochLine`), which ``"auto"`` (the default) means in a notebook.
     """
@@ -183,12 +180,13 @@ def _train(config, out, verbose, data):
             training_batches = pipe(data.x_train, data.y_train, True)
             if multiworker.active(strategy):
                 multiworker.prepare(model, training_batches.element_spec)
+        backup.trim_history(out)  # the rows of epochs that run again go
         best_so_far = max(read_history(out / "history.csv").get("val_accuracy", []), default=-np.inf)
-        callbacks = [
-            keras.callbacks.BackupAndRestore(str(out / "backup")),
+        callbacks = [  # the backup last: an epoch counts as done only once its row and best model are written
             SaveBest(vit, out / "best.keras", best=best_so_far),
             keras.callbacks.TerminateOnNaN(),
             keras.callbacks.CSVLogger(str(out / "history.csv"), append=True),
+            backup.Backup(str(out / "backup")),
         ]
         if verbose == "line" or (verbose == "auto" and progress._in_notebook()):
             callbacks.append(progress.EpochLine(out.name))  # the run, by its folder
@@ -199,7 +197,7 @@ def _train(config, out, verbose, data):
             history = model.fit(training_batches, validation_data=validation, epochs=config.epochs, callbacks=callbacks,
                                 verbose=verbose, shuffle=False)
         train_seconds = time.perf_counter() - start
-        vit.save(out / "last.keras")
+        backup.replace_atomically(out / "last.keras", vit.save)
         tested = keras.saving.load_model(out / f"{config.keep}.keras")
         if replicas == 1:  # called batch by batch: no traced step built for one evaluation (about 1.5 s on 2 cores)
             test_accuracy = accuracy(tested, data.x_test, data.y_test)
@@ -227,6 +225,7 @@ def _train(config, out, verbose, data):
         "config": dataclasses.asdict(config),
     }
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    backup.finish(out)  # the results are written: nothing left to resume
     return {**metrics, "history": history_so_far}
 
 

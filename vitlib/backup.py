@@ -1,0 +1,76 @@
+"""Resumable training: a run may be killed at any moment (Ctrl-C, a lost machine, SIGKILL) and the same command
+resumes after its last finished epoch, losing nothing and writing nothing twice.
+
+Keras' ``BackupAndRestore`` overwrites one weights file in place, so a run killed while writing it leaves a file
+that no longer opens ("bad object header version number"), and the restart fails. :class:`Backup` writes each
+backup to a new file and then names it in the metadata, which is replaced in one rename: at every moment the
+metadata names a complete file. An epoch is finished once its backup is named; the callbacks that write its row of
+``history.csv`` and its ``best.keras`` run before it, and :func:`trim_history` drops the row of an epoch that
+was stopped after its row but before its backup (that epoch runs again).
+"""
+import json
+import os
+import shutil
+from pathlib import Path
+
+import keras
+
+
+def replace_atomically(path, write):
+    """``write(temporary_path)``, then rename the result onto ``path`` (one step: a reader sees the old or the new
+    file, never a half-written one). The temporary name keeps ``path``'s suffixes, as Keras' savers require."""
+    path = Path(path)
+    partial = path.with_name(f"partial-{path.name}")
+    write(partial)
+    with open(partial, "rb+") as f:  # on disk before it is named (a power cut, not only a killed process)
+        os.fsync(f.fileno())
+    os.replace(partial, path)
+
+
+class Backup(keras.callbacks.BackupAndRestore):
+    """Keras' ``BackupAndRestore`` (same folder, same ``training_metadata.json``), safe to kill while it writes.
+    It keeps its backup when training ends: :func:`finish` removes it once the run's results are written, so a
+    run killed between its last epoch and its results resumes with nothing left to train."""
+
+    def __init__(self, backup_dir):
+        super().__init__(backup_dir, delete_checkpoint=False)
+
+    def _save_model(self):
+        os.makedirs(self.backup_dir, exist_ok=True)
+        name = f"epoch{self._current_epoch}-batch{self._last_batch_seen}.weights.h5"
+        replace_atomically(Path(self.backup_dir) / name, lambda p: self.model.save_weights(p, overwrite=True))
+        metadata = {"epoch": self._current_epoch, "batch": self._last_batch_seen, "weights": name}
+        replace_atomically(self._training_metadata_path, lambda p: Path(p).write_text(json.dumps(metadata)))
+        for old in Path(self.backup_dir).glob("*.weights.h5"):  # the named file is complete: older ones can go
+            if old.name != name:
+                old.unlink()
+
+    def _load_model(self):
+        metadata = Path(self._training_metadata_path)
+        if metadata.exists():  # a run stopped before its first backup has none: it starts afresh
+            self._weights_path = str(Path(self.backup_dir) / json.loads(metadata.read_text())["weights"])
+            super()._load_model()
+
+
+def epochs_done(out):
+    """How many epochs the backup in ``out/backup`` holds (0 when there is none)."""
+    try:
+        return json.loads((Path(out) / "backup" / "training_metadata.json").read_text())["epoch"]
+    except FileNotFoundError:
+        return 0
+
+
+def trim_history(out):
+    """Keep only the rows of ``out/history.csv`` for epochs the backup holds (the others run again)."""
+    history = Path(out) / "history.csv"
+    if not history.exists():
+        return
+    done, (header, *rows) = epochs_done(out), history.read_bytes().splitlines(keepends=True) or [b""]
+    kept = [row for row in rows if row.split(b",")[0].isdigit() and int(row.split(b",")[0]) < done]
+    if len(kept) < len(rows):
+        replace_atomically(history, lambda p: Path(p).write_bytes(b"".join([header, *kept])))
+
+
+def finish(out):
+    """The run's results are written: drop its backup (the next run with this folder starts afresh)."""
+    shutil.rmtree(Path(out) / "backup", ignore_errors=True)
