@@ -17,7 +17,7 @@ RIGHT = {
     "01.patchify": lambda x, p: vitlib.extract_patches(x, p, method="conv"),
     "01.why_order": "b",
     "02.embedding_params": 603_136,
-    "02.dense_to_conv": lambda k, p, c: np.reshape(k, (p, p, c, k.shape[-1])),
+    "02.channels_first_to_conv": lambda k, p, c: np.moveaxis(np.reshape(k, (c, p, p, k.shape[-1])), 0, 2),
     "02.why_conv": "(B)",
     "03.position_params": 443_136,
     "03.no_position": " b",
@@ -29,7 +29,7 @@ RIGHT = {
     "05.params_s16_384": 22_196_584,
     "05.gap_tokens": "b",
     "06.warmup_lr": 1e-4,
-    "06.smoothing_wrong_class": 0.01,
+    "06.smoothing_true_class": 0.901,
     "06.floor_02": 0.87,
     "06.why_test_once": "b",
     "07.uniform_distance": 23.25,
@@ -38,7 +38,7 @@ RIGHT = {
     "08.new_positions": 901,
     "08.repeats": 49.6,
     "08.why_2d": "b",
-    "09.linear_weight": (128, 64),
+    "09.patch_linear_weight": (64, 16),
     "09.conv_kernel": lambda w: np.moveaxis(w, (0, 1), (3, 2)),
     "09.shuffle_after_batch": "No",
     "09.prefetch_step": 50,
@@ -51,7 +51,7 @@ WRONG = {
     "01.patchify": (lambda x, p: np.reshape(x, (x.shape[0], -1, p * p * x.shape[-1])), "values are not"),
     "01.why_order": ("a", "position embedding of its own"),
     "02.embedding_params": (602_112, "biases"),
-    "02.dense_to_conv": (lambda k, p, c: np.reshape(k, (c, p, p, -1)).transpose(1, 2, 0, 3), "values are not"),
+    "02.channels_first_to_conv": (lambda k, p, c: np.reshape(k, (p, p, c, -1)), "(row, column, channel) order"),
     "02.why_conv": ("c", "exactly one patch"),
     "03.position_params": (442_368, "class token"),
     "03.no_position": ("a", "shuffle test"),
@@ -62,7 +62,7 @@ WRONG = {
     "05.params_s16_384": (22_050_664, "position table"),
     "05.gap_tokens": ("a", "no class token"),
     "06.warmup_lr": (1e-3, "peak"),
-    "06.smoothing_wrong_class": (0.0111, "all 10 classes"),
+    "06.smoothing_true_class": (0.9, "its share"),
     "06.floor_02": (0.198, "true class"),
     "06.why_test_once": ("c", "worse"),
     "07.uniform_distance": (26.16, "itself"),
@@ -71,7 +71,7 @@ WRONG = {
     "08.new_positions": (900, "class token"),
     "08.repeats": (0.775, "64 images"),
     "08.why_2d": ("a", "cheap"),
-    "09.linear_weight": ((64, 128), "Keras' layout"),
+    "09.patch_linear_weight": ((16, 64), "(out, in)"),
     "09.conv_kernel": (lambda w: np.transpose(w, (3, 2, 1, 0)), "shape"),  # Keras' layout read backwards
     "09.shuffle_after_batch": ("yes", "whole batches"),
     "09.prefetch_step": (70, "without prefetch"),
@@ -139,10 +139,10 @@ def test_an_unwritten_stub_is_not_marked_wrong_and_counts_no_attempt(capsys):
     def to_conv(kernel, p, c):
         ...  # your code
 
-    assert check("02.dense_to_conv", to_conv) is False
+    assert check("02.channels_first_to_conv", to_conv) is False
     out = capsys.readouterr().out
     assert "returns None" in out and "Not yet" not in out and "Hint" not in out
-    assert exercises._WRONG_TRIES["02.dense_to_conv"] == 0
+    assert exercises._WRONG_TRIES["02.channels_first_to_conv"] == 0
 
 
 def test_a_choice_outside_the_options_asks_again_without_counting(capsys):
@@ -206,17 +206,33 @@ def test_a_mistakes_own_feedback_does_not_use_up_the_first_hint(capsys):
     assert "Hint: The floor is the entropy" in capsys.readouterr().out
 
 
+def test_a_function_computing_a_common_mistake_gets_that_feedback_not_a_hint(capsys):
+    assert check("02.channels_first_to_conv", lambda k, p, c: k.reshape(p, p, c, -1)) is False
+    out = capsys.readouterr().out
+    assert "(row, column, channel) order, as in the notebook" in out and "Hint" not in out
+    assert check("02.channels_first_to_conv", lambda k, p, c: k.reshape(-1, p, p, c)) is False  # no listed mistake
+    assert "Hint: Undo the flattening first" in capsys.readouterr().out
+
+
+def test_the_choices_line_up_under_the_question(capsys):
+    check("04.why_scale", None)
+    lines = capsys.readouterr().out.splitlines()
+    options = [line for line in lines if line.lstrip().startswith("(")]
+    assert [line[:len(line) - len(line.lstrip())] for line in options] == ["    "] * 3, lines
+    assert lines[-1].startswith("  Answer with the letter")
+
+
 def test_a_stub_raising_not_implemented_is_not_written_yet(capsys):
     def to_conv(kernel, p, c):
         raise NotImplementedError
 
-    assert check("02.dense_to_conv", to_conv) is False
+    assert check("02.channels_first_to_conv", to_conv) is False
     assert "NotImplementedError: write its body" in capsys.readouterr().out
-    assert exercises._WRONG_TRIES["02.dense_to_conv"] == 0
+    assert exercises._WRONG_TRIES["02.channels_first_to_conv"] == 0
 
 
 def test_a_tuple_answer_typed_as_a_string_is_read_as_the_tuple(capsys):
-    assert check("09.linear_weight", "(128, 64)") is True
+    assert check("09.patch_linear_weight", "(64, 16)") is True
 
 
 

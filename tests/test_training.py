@@ -177,11 +177,13 @@ def test_save_best_saves_on_improvement_and_on_ties_so_the_later_epoch_wins(tmp_
     class Recorder:
         def save(self, path):
             saved.append(epoch)
+            Path(path).write_text(str(epoch))
 
     callback = training.SaveBest(Recorder(), tmp_path / "best.keras")
     for epoch, accuracy in enumerate([0.5, 0.7, 0.6, 0.7, 0.65]):
         callback.on_epoch_end(epoch, {"val_accuracy": accuracy})
     assert saved == [0, 1, 3] and callback.best == 0.7
+    assert [p.name for p in tmp_path.iterdir()] == ["best.keras"] and (tmp_path / "best.keras").read_text() == "3"
 
 
 def test_distillation_loss_matches_its_formula(rng):

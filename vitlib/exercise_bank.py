@@ -45,7 +45,7 @@ def _attention_inputs():
 
 def _dense_to_conv_inputs():
     rng = np.random.default_rng(5)
-    return [(rng.normal(size=(p * p * c, d)), p, c) for p, c, d in ((4, 3, 8), (2, 1, 5))]
+    return [(rng.normal(size=(p * p * c, d)), p, c) for p, c, d in ((4, 3, 8), (3, 2, 5))]
 
 
 def _conv_kernel_inputs():
@@ -105,12 +105,23 @@ EXERCISES = {
         mistakes=((14 * 14 * 3 * 1024, "That is the kernel only: add the D = 1024 biases."),
                   (16 * 16 * 3 * 768 + 768, "That is ViT-B/16's (P = 16, D = 768); ViT-L/14 has P = 14, D = 1024."),
                   (14 * 14 * 1024 + 1024, "You left out the colour channels: each patch has 14 x 14 x 3 inputs."))),
-    "02.dense_to_conv": Exercise(
-        "Write to_conv(kernel, p, c): turn a Dense kernel (p*p*c, D) into the equal Conv2D kernel (p, p, c, D).",
-        lambda k, p, c: k.reshape(p, p, c, -1),
-        ("In which order are a patch's values flattened: rows, columns and channels, or channels first?",
-         "The Dense kernel's rows follow (row, column, channel) order, like the Conv2D kernel's first three axes."),
-        "kernel.reshape(p, p, c, -1): the flattened order already matches, so no transpose is needed.",
+    "02.channels_first_to_conv": Exercise(
+        "Some code flattens each patch channels first, (channel, row, column), as PyTorch's unfold does. Write "
+        "to_conv(kernel, p, c): turn a Dense kernel (c*p*p, D) whose rows follow that order into the equal Conv2D "
+        "kernel (p, p, c, D).",
+        lambda k, p, c: k.reshape(c, p, p, -1).transpose(1, 2, 0, 3),
+        ("Undo the flattening first: reshape the rows into the axes they came from, in their order: (c, p, p, D).",
+         "Then move the channel axis to third place, behind the patch's rows and columns: "
+         "np.transpose(..., (1, 2, 0, 3))."),
+        "kernel.reshape(c, p, p, -1).transpose(1, 2, 0, 3): unflatten in the order the values were flattened, then "
+        "put the axes in Conv2D's order (rows, columns, channels, D). With (row, column, channel) rows, as in this "
+        "notebook, the reshape alone would do.",
+        mistakes=((lambda k, p, c: k.reshape(p, p, c, -1),
+                   "That is the reshape for rows in (row, column, channel) order, as in the notebook; here the channel "
+                   "is the slowest-changing index of each row."),
+                  (lambda k, p, c: k.reshape(c, p, p, -1).transpose(2, 1, 0, 3),
+                   "Close: the channels are in the right place, but rows and columns are swapped (a transposed "
+                   "filter).")),
         inputs=_dense_to_conv_inputs),
     "02.why_conv": Choice(
         "Why is a Conv2D with kernel size = stride = P the same model as the paper's 'flatten each patch, "
@@ -198,13 +209,15 @@ EXERCISES = {
         "peak x step / warmup_steps = 1e-3 x 1 / 10 = 1e-4.",
         mistakes=((1e-3, "That is the peak, reached after the 10th step."),
                   (0, "That is the rate at step 0, before the first step."))),
-    "06.smoothing_wrong_class": Exercise(
-        "With label smoothing 0.1 over 10 classes, what probability does the target give each wrong class?", 0.01,
-        ("Smoothing takes 0.1 of the mass from the true class and spreads it evenly over all 10 classes.",),
-        "0.1 / 10 = 0.01 for each class, the true one included (which keeps 0.9 + 0.01 = 0.91).",
-        mistakes=((_near(0.1 / 9, 1e-4), "The 0.1 is spread over all 10 classes, the true one included, not over "
-                   "the 9 wrong ones."),
-                  (0.1, "That is the total mass spread out; each class gets a tenth of it."))),
+    "06.smoothing_true_class": Exercise(
+        "CIFAR-100 has 100 classes. With label smoothing 0.1, what probability does the smoothed target give the true "
+        "class?", _near(0.901, 1e-6),
+        ("Smoothing takes 0.1 of the mass from the true class and spreads it evenly over all 100 classes.",
+         "Every class, the true one included, gets 0.1 / 100 of the spread mass; the true class keeps 0.9 besides."),
+        "0.9 + 0.1 / 100 = 0.901 (each of the 99 others gets 0.001). With 10 classes it is 0.91, as in this notebook.",
+        mistakes=((_near(0.9, 1e-9), "The true class also gets its share of the spread mass: 0.1 / 100 more."),
+                  (_near(0.91, 1e-9), "That is the figure for 10 classes; here the 0.1 is spread over 100."),
+                  (_near(0.001, 1e-9), "That is what each wrong class gets; the true class keeps 0.9 on top of it."))),
     "06.floor_02": Exercise(
         "Above, with label smoothing 0.1 over 10 classes, the training loss cannot fall below 0.50. Where is the "
         "floor with label smoothing 0.2 (to 2 decimals)?", _near(0.8669, 0.006),
@@ -271,12 +284,19 @@ EXERCISES = {
          "c": ("1-D interpolation would change the class token's vector.", "Both keep the class token's row apart.")},
         "b", "b: the positions form a 2-D grid; only a 2-D resize keeps vertical neighbours together."),
     # 09 · Feeding, and PyTorch
-    "09.linear_weight": Exercise(
-        "A Keras Dense layer maps 64 values to 128, so its kernel has shape (64, 128). What shape has the weight of "
-        "the nn.Linear that computes the same function? (A tuple.)", lambda a: _shape(a) == (128, 64),
-        ("nn.Linear stores its weight as (out_features, in_features) and computes x @ weight.T + bias.",),
-        "(128, 64): the transpose of the Keras kernel.",
-        mistakes=((lambda a: _shape(a) == (64, 128), "That is Keras' layout; nn.Linear stores (out, in)."),)),
+    "09.patch_linear_weight": Exercise(
+        "The Keras ViT of this notebook embeds patches with a Conv2D kernel of shape (4, 4, 1, 64). Written as the "
+        "paper's x_p E instead, an nn.Linear applied to each flattened patch: what shape has that nn.Linear's "
+        "weight? (A tuple.)", lambda a: _shape(a) == (64, 16),
+        ("How many values does one flattened patch hold, and how many come out?",
+         "nn.Linear stores its weight as (out_features, in_features)."),
+        "(64, 16): a flattened 4x4 grey patch has 16 values and comes out as 64; Keras' Dense kernel would be "
+        "(16, 64), and nn.Linear stores the transpose.",
+        mistakes=((lambda a: _shape(a) == (16, 64), "That is E as a Keras Dense kernel, (in, out); nn.Linear stores "
+                   "(out, in)."),
+                  (lambda a: _shape(a) in ((64, 1, 4, 4), (64, 4, 4, 1)), "That is a convolution's weight; an "
+                   "nn.Linear's is 2-D: (out_features, in_features)."),
+                  (lambda a: _shape(a) == (64, 48), "The images are grey: one channel, so a 4x4 patch has 16 values."))),
     "09.conv_kernel": Exercise(
         "Write torch_conv_to_keras(weight): an nn.Conv2d weight (D, C, P, P) -> the Keras Conv2D kernel (P, P, C, D) "
         "of the same convolution.",

@@ -10,6 +10,7 @@ The questions themselves are in :mod:`vitlib.exercise_bank`.
 import collections
 import dataclasses
 import os
+import textwrap
 import traceback
 
 import numpy as np
@@ -25,7 +26,7 @@ class Exercise:
     expected: object
     hints: tuple  # one more is shown with each wrong attempt
     solution: str
-    mistakes: tuple = ()  # ((wrong answer or predicate, what the mistake was), ...)
+    mistakes: tuple = ()  # ((wrong answer, predicate or, for a code exercise, wrong function; what it was), ...)
     inputs: object = None
 
     def how_to_answer(self):
@@ -36,9 +37,14 @@ class Exercise:
         return "Replace None with your answer."
 
     def judge(self, answer):
-        """(verdict, detail): verdict is "right", "wrong", "raised" or "unwritten"."""
+        """(verdict, detail): verdict is "right", "wrong", "mistake" (a common one, explained), "raised" or
+        "unwritten"."""
         if self.inputs is not None:
-            return _judge_function(answer, self.expected, self.inputs)
+            verdict, detail = _judge_function(answer, self.expected, self.inputs)
+            for wrong, feedback in self.mistakes if verdict == "wrong" and callable(answer) else ():
+                if _judge_function(answer, wrong, self.inputs)[0] == "right":  # it computes this wrong function
+                    return "mistake", feedback
+            return verdict, detail
         if isinstance(self.expected, (int, float)) and isinstance(answer, tuple) and answer \
                 and all(isinstance(a, int) for a in answer):
             joined = "".join(f"{a:03d}" if i else str(a) for i, a in enumerate(answer))
@@ -48,7 +54,7 @@ class Exercise:
             return "right", None
         for wrong, feedback in self.mistakes:
             if _matches(wrong, answer):
-                return "wrong", feedback
+                return "mistake", feedback
         return "wrong", None
 
 
@@ -66,8 +72,8 @@ class Choice:
         return ()
 
     def how_to_answer(self):
-        listed = "\n".join(f"    ({letter}) {text}" for letter, (text, _) in self.options.items())
-        return f'{listed}\n  Answer with the letter in quotes, e.g. "{next(iter(self.options))}".'
+        listed = "\n".join(f"  ({letter}) {text}" for letter, (text, _) in self.options.items())
+        return f'{listed}\nAnswer with the letter in quotes, e.g. "{next(iter(self.options))}".'
 
     def judge(self, answer):
         letter = answer.strip().strip("()").lower() if isinstance(answer, str) else None
@@ -137,7 +143,7 @@ def check(exercise_id, answer):
     exercise = _exercise(exercise_id)
     tag = f"[{exercise_id}]"
     if answer is None or answer is Ellipsis:
-        print(f"{tag} Not answered yet. {exercise.question}\n  {exercise.how_to_answer()}")
+        print(f"{tag} Not answered yet. {exercise.question}\n{textwrap.indent(exercise.how_to_answer(), '  ')}")
         return False
     verdict, detail = exercise.judge(answer)
     if verdict == "unwritten":
@@ -153,7 +159,7 @@ def check(exercise_id, answer):
         return False
     shown = getattr(answer, "__name__", repr(answer))
     lines = [f"{tag} Not yet: {shown} is not right." + (f" {detail}" if detail else "")]
-    if exercise.hints and not (detail and isinstance(exercise, Exercise) and exercise.inputs is None):
+    if exercise.hints and verdict == "wrong":  # a common mistake's own feedback is worth more than a hint
         lines.append(f"  Hint: {exercise.hints[min(_HINTS_SHOWN[exercise_id], len(exercise.hints) - 1)]}")
         _HINTS_SHOWN[exercise_id] += 1
     if _WRONG_TRIES[exercise_id] >= max(len(exercise.hints), 1) + 1:
