@@ -94,8 +94,8 @@ RECIPES = {
     # and briefly trained (on the validation images too: nothing is tuned on them), so that six runs fit in a few
     # minutes on 2 cores, with XLA on TensorFlow and JAX (about a quarter faster for these runs on a CPU; not
     # torch.compile on PyTorch).
-    # Its accuracy is modest (29 % on average over seeds 0-2, 22-36 %); its position embeddings learn the grid (the
-    # notebook asserts that their similarity falls with distance).
+    # Its accuracy is modest (29-30 % on average over seeds 0-2, 22-36 % by seed and CPU); its position embeddings
+    # learn the grid (the notebook asserts that their similarity falls with distance).
     "translated_digits_patches": dict(dataset="translated_digits", dataset_options={"canvas_size": 12}, epochs=10,
                                       batch_size=32, learning_rate=2e-3, weight_decay=0.05, warmup_epochs=2,
                                       augment="none", flip=False, keep="last", train_on_validation=True, jit_compile="xla",
