@@ -51,6 +51,46 @@ def test_a_run_killed_while_writing_its_backup_resumes_from_the_last_complete_on
         "epoch1-batch0.weights.h5", "partial-epoch2-batch0.weights.h5", "training_metadata.json"]
 
 
+def test_a_staged_best_model_takes_its_place_only_with_its_epochs_backup(tmp_path):
+    model, best = _model(), tmp_path / "best.keras"
+    callback = backup.Backup(str(tmp_path / "backup"), staged_files=[best])
+    callback.set_model(model)
+    backup.staged(best, 1).write_text("epoch 1's best")  # written by SaveBest(staged=True) at the end of epoch 0
+    callback.on_epoch_end(0)
+    assert best.read_text() == "epoch 1's best" and not backup.staged(best, 1).exists()
+    backup.staged(best, 2).write_text("epoch 2's best")  # then stopped before epoch 1's backup: that epoch runs again
+    restart = backup.Backup(str(tmp_path / "backup"), staged_files=[best])
+    restart.set_model(_model())
+    restart.on_train_begin()
+    assert best.read_text() == "epoch 1's best" and not backup.staged(best, 2).exists()
+    # Stopped after the backup named epoch 2's file but before moving it: the restart finishes the move.
+    backup.staged(best, 2).write_text("epoch 2's best")
+    metadata = tmp_path / "backup" / "training_metadata.json"
+    metadata.write_text(json.dumps({**json.loads(metadata.read_text()), "moves": ["best-epoch2.keras"]}))
+    restart.on_train_begin()
+    assert best.read_text() == "epoch 2's best" and not backup.staged(best, 2).exists()
+
+
+def test_a_backup_whose_weights_are_missing_is_refused_by_name(tmp_path):
+    callback = backup.Backup(str(tmp_path / "backup"))
+    callback.set_model(_model())
+    callback.on_epoch_end(0)
+    next((tmp_path / "backup").glob("*.weights.h5")).unlink()
+    restart = backup.Backup(str(tmp_path / "backup"))
+    restart.set_model(_model())
+    with pytest.raises(FileNotFoundError, match=r"names epoch1-batch0.weights.h5, which is missing.*Delete .*backup"):
+        restart.on_train_begin()
+
+
+def test_finish_leaves_no_backup_behind(tmp_path):
+    callback = backup.Backup(str(tmp_path / "backup"))
+    callback.set_model(_model())
+    callback.on_epoch_end(0)
+    (tmp_path / "backup.finished").mkdir()  # left by a stop in the middle of an earlier finish
+    backup.finish(tmp_path)
+    assert list(tmp_path.iterdir()) == [] and backup.epochs_done(tmp_path) == 0
+
+
 def test_the_history_keeps_only_the_epochs_the_backup_holds(tmp_path):
     (tmp_path / "history.csv").write_text("epoch,accuracy,loss\r\n0,0.5,1.0\r\n1,0.6,0.9\r\n2,0.7,0.8\r\n")
     backup.trim_history(tmp_path)  # no backup at all: killed before the first one was named, every epoch runs again

@@ -99,6 +99,20 @@ def test_right_answers_pass_and_common_mistakes_get_their_own_feedback(exercise_
     assert ("Not yet" in out or "Your function" in out) and word in out, out
 
 
+@pytest.mark.parametrize("exercise_id", sorted(i for i in EXERCISES if getattr(EXERCISES[i], "mistakes", ())))
+def test_every_listed_mistake_gets_its_own_feedback_and_no_hint(exercise_id, capsys):
+    exercise, tried = EXERCISES[exercise_id], 0
+    for wrong, feedback in exercise.mistakes:
+        answer = wrong if exercise.inputs is not None or not callable(wrong) else getattr(wrong, "value", None)
+        if answer is None:  # a predicate with no example answer (e.g. a set of tuple shapes)
+            continue
+        assert check(exercise_id, answer) is False
+        out = capsys.readouterr().out
+        assert feedback in out and "Hint" not in out, out
+        tried += 1
+    assert tried >= 1
+
+
 def test_an_unanswered_exercise_says_what_to_do_and_gives_no_hint(capsys):
     assert check("01.tokens", None) is False
     out = capsys.readouterr().out

@@ -27,29 +27,59 @@ def replace_atomically(path, write):
     os.replace(partial, path)
 
 
+def staged(path, epoch):
+    """Where a file that must change only with the backup (``best.keras``) is written at the end of ``epoch``
+    (counted from 1): ``best-epoch3.keras``. :class:`Backup` moves it into place once that epoch's backup is named."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}-epoch{epoch}{path.suffix}")
+
+
 class Backup(keras.callbacks.BackupAndRestore):
     """Keras' ``BackupAndRestore`` (same folder, same ``training_metadata.json``), safe to kill while it writes.
+
+    ``staged_files``: files such as ``best.keras`` that belong to the epoch that wrote them. Their writer puts them at
+    :func:`staged` paths; the backup names them with its epoch and only then moves them into place, so a run stopped
+    before the epoch's backup keeps the previous ``best.keras`` (that epoch runs again).
     It keeps its backup when training ends: :func:`finish` removes it once the run's results are written, so a
     run killed between its last epoch and its results resumes with nothing left to train."""
 
-    def __init__(self, backup_dir):
+    def __init__(self, backup_dir, staged_files=()):
         super().__init__(backup_dir, delete_checkpoint=False)
+        self.staged_files = [Path(p) for p in staged_files]
 
     def _save_model(self):
         os.makedirs(self.backup_dir, exist_ok=True)
         name = f"epoch{self._current_epoch}-batch{self._last_batch_seen}.weights.h5"
         replace_atomically(Path(self.backup_dir) / name, lambda p: self.model.save_weights(p, overwrite=True))
-        metadata = {"epoch": self._current_epoch, "batch": self._last_batch_seen, "weights": name}
+        moves = [staged(p, self._current_epoch).name for p in self.staged_files if staged(p, self._current_epoch).exists()]
+        metadata = {"epoch": self._current_epoch, "batch": self._last_batch_seen, "weights": name, "moves": moves}
         replace_atomically(self._training_metadata_path, lambda p: Path(p).write_text(json.dumps(metadata)))
+        _move_and_tidy(metadata, self.staged_files)  # the epoch is done: its staged files take their places
         for old in Path(self.backup_dir).glob("*.weights.h5"):  # the named file is complete: older ones can go
             if old.name != name:
                 old.unlink()
 
     def _load_model(self):
-        metadata = Path(self._training_metadata_path)
-        if metadata.exists():  # a run stopped before its first backup has none: it starts afresh
-            self._weights_path = str(Path(self.backup_dir) / json.loads(metadata.read_text())["weights"])
+        path = Path(self._training_metadata_path)
+        metadata = json.loads(path.read_text()) if path.exists() else {}  # none: stopped before the first backup
+        _move_and_tidy(metadata, self.staged_files)  # finish moves a stop cut short; drop files of epochs that run again
+        if metadata:
+            weights = Path(self.backup_dir) / metadata.get("weights", "latest.weights.h5")  # (older vitlib: Keras' name)
+            if not weights.exists():
+                raise FileNotFoundError(f"The backup in {self.backup_dir} names {weights.name}, which is missing: the "
+                                        f"backup is damaged. Delete {self.backup_dir} to train this run afresh.")
+            self._weights_path = str(weights)
             super()._load_model()
+
+
+def _move_and_tidy(metadata, finals):
+    """Move the staged files the backup names into place; delete the others (from an epoch that was not finished)."""
+    for final in finals:
+        for file in final.parent.glob(f"{final.stem}-epoch*{final.suffix}"):
+            if file.name in metadata.get("moves", ()):
+                os.replace(file, final)
+            else:
+                file.unlink()
 
 
 def epochs_done(out):
@@ -72,5 +102,10 @@ def trim_history(out):
 
 
 def finish(out):
-    """The run's results are written: drop its backup (the next run with this folder starts afresh)."""
-    shutil.rmtree(Path(out) / "backup", ignore_errors=True)
+    """The run's results are written: drop its backup (the next run with this folder starts afresh). Renamed away
+    first, in one step, so that a stop halfway through deleting it cannot leave a backup without its weights."""
+    backup, done = Path(out) / "backup", Path(out) / "backup.finished"
+    if backup.exists():
+        shutil.rmtree(done, ignore_errors=True)
+        os.replace(backup, done)
+    shutil.rmtree(done, ignore_errors=True)

@@ -15,6 +15,7 @@ def _near(value, tolerance):
             return abs(float(answer) - value) <= tolerance
         except (TypeError, ValueError):
             return False
+    close.value = value  # an answer it accepts (the tests try each listed mistake)
     return close
 
 
@@ -25,6 +26,13 @@ def _shape(answer):
         return tuple(int(n) for n in answer)
     except (TypeError, ValueError):
         return None
+
+
+def _shape_is(*shapes):
+    def matches(answer):
+        return _shape(answer) in shapes
+    matches.value = shapes[0]  # an answer it accepts (the tests try each listed mistake)
+    return matches
 
 
 def _patch_inputs():
@@ -213,7 +221,7 @@ EXERCISES = {
         "CIFAR-100 has 100 classes. With label smoothing 0.1, what probability does the smoothed target give the true "
         "class?", _near(0.901, 1e-6),
         ("Smoothing takes 0.1 of the mass from the true class and spreads it evenly over all 100 classes.",
-         "Every class, the true one included, gets 0.1 / 100 of the spread mass; the true class keeps 0.9 besides."),
+         "Every class, the true one included, gets 0.1 / 100; the true class keeps 0.9 besides."),
         "0.9 + 0.1 / 100 = 0.901 (each of the 99 others gets 0.001). With 10 classes it is 0.91, as in this notebook.",
         mistakes=((_near(0.9, 1e-9), "The true class also gets its share of the spread mass: 0.1 / 100 more."),
                   (_near(0.91, 1e-9), "That is the figure for 10 classes; here the 0.1 is spread over 100."),
@@ -292,11 +300,11 @@ EXERCISES = {
          "nn.Linear stores its weight as (out_features, in_features)."),
         "(64, 16): a flattened 4x4 grey patch has 16 values and comes out as 64; Keras' Dense kernel would be "
         "(16, 64), and nn.Linear stores the transpose.",
-        mistakes=((lambda a: _shape(a) == (16, 64), "That is E as a Keras Dense kernel, (in, out); nn.Linear stores "
+        mistakes=((_shape_is((16, 64)), "That is E as a Keras Dense kernel, (in, out); nn.Linear stores "
                    "(out, in)."),
-                  (lambda a: _shape(a) in ((64, 1, 4, 4), (64, 4, 4, 1)), "That is a convolution's weight; an "
+                  (_shape_is((64, 1, 4, 4), (64, 4, 4, 1)), "That is a convolution's weight; an "
                    "nn.Linear's is 2-D: (out_features, in_features)."),
-                  (lambda a: _shape(a) == (64, 48), "The images are grey: one channel, so a 4x4 patch has 16 values."))),
+                  (_shape_is((64, 48)), "The images are grey: one channel, so a 4x4 patch has 16 values."))),
     "09.conv_kernel": Exercise(
         "Write torch_conv_to_keras(weight): an nn.Conv2d weight (D, C, P, P) -> the Keras Conv2D kernel (P, P, C, D) "
         "of the same convolution.",

@@ -9,6 +9,8 @@ metrics as 1-element vectors (Keras averages every metric over axis 0 across wor
 
 Worker 0, the chief, writes the run's files into ``out_dir``; worker k writes its own copies into
 ``out_dir/worker{k}`` (its backup included), so that workers sharing one disk never write the same file.
+Each worker backs up after the epoch's last shared step: a worker lost in the moment between the others' backups
+and its own leaves backups one epoch apart, which is not detected (the README says what to do).
 """
 import contextlib
 import json

@@ -104,6 +104,7 @@ def main(argv=None):
 if __name__ == "__main__":
     code = main()
     if code == 1:  # a lost worker: TensorFlow's cluster threads fail noisily at exit ("Bad file descriptor"), so
-        sys.stdout.flush(), sys.stderr.flush()  # leave without that clean-up: the error stays the last line
+        sys.stdout.flush()  # leave without that clean-up: the error stays the last line
+        sys.stderr.flush()
         os._exit(code)
     sys.exit(code)

@@ -28,17 +28,19 @@ EVAL_BATCH = 512  # images per evaluation batch: the whole validation and test s
 
 
 class SaveBest(keras.callbacks.Callback):
-    """Save ``model`` (the bare ViT, without the augmentation wrapper) whenever ``monitor`` improves."""
+    """Save ``model`` (the bare ViT, without the augmentation wrapper) whenever ``monitor`` improves. ``staged``:
+    to :func:`vitlib.backup.staged`'s path, for a :class:`vitlib.backup.Backup` to move into place with its epoch."""
 
-    def __init__(self, model, path, monitor="val_accuracy", best=-np.inf):
+    def __init__(self, model, path, monitor="val_accuracy", best=-np.inf, staged=False):
         super().__init__()
-        self.vit, self.path, self.monitor, self.best = model, Path(path), monitor, best
+        self.vit, self.path, self.monitor, self.best, self.staged = model, Path(path), monitor, best, staged
 
     def on_epoch_end(self, epoch, logs=None):
         value = (logs or {}).get(self.monitor)
         if value is not None and value >= self.best:  # a tie goes to the later, longer-trained epoch
             self.best = float(value)
-            backup.replace_atomically(self.path, self.vit.save)  # killed while saving: the last best stays
+            target = backup.staged(self.path, epoch + 1) if self.staged else self.path
+            backup.replace_atomically(target, self.vit.save)  # killed while saving: the last best stays
 
 
 def compile_for_training(model, config, steps_per_epoch, loss=None, metrics=None, steps_per_execution=1, weighted=False):
@@ -183,10 +185,10 @@ def _train(config, out, verbose, data):
         backup.trim_history(out)  # the rows of epochs that run again go
         best_so_far = max(read_history(out / "history.csv").get("val_accuracy", []), default=-np.inf)
         callbacks = [  # the backup last: an epoch counts as done only once its row and best model are written
-            SaveBest(vit, out / "best.keras", best=best_so_far),
+            SaveBest(vit, out / "best.keras", best=best_so_far, staged=True),
             keras.callbacks.TerminateOnNaN(),
             keras.callbacks.CSVLogger(str(out / "history.csv"), append=True),
-            backup.Backup(str(out / "backup")),
+            backup.Backup(str(out / "backup"), staged_files=[out / "best.keras"]),
         ]
         if verbose == "line" or (verbose == "auto" and progress._in_notebook()):
             callbacks.append(progress.EpochLine(out.name))  # the run, by its folder
