@@ -106,6 +106,24 @@ def test_two_workers_train_one_model_as_one_process_would_and_resume_after_one_i
     assert history[1] < history[0] - 0.3 and single[1] < single[0] - 0.3
 
 
+def test_workers_whose_backups_hold_different_epochs_refuse_to_resume(tmp_path):
+    # As if worker 1 was lost after the chief's backup of epoch 2 but before its own: resumed, they would train out
+    # of step. Both refuse before training, with one line that says what to do, and delete nothing.
+    out = tmp_path / "run"
+    for folder, epoch in ((out, 2), (out / "worker1", 1)):
+        (folder / "backup").mkdir(parents=True)
+        (folder / "backup" / "training_metadata.json").write_text(
+            json.dumps({"epoch": epoch, "batch": 0, "weights": f"epoch{epoch}-batch0.weights.h5"}))
+    processes, _ = start_workers([*SMALL, "--strategy", "multiworker", "--out", str(out)])
+    for p in processes:
+        _, err = p.communicate(timeout=180)
+        assert p.returncode == 2, err[-3000:]
+        assert err.strip().splitlines()[-1].startswith("error: The workers' backups hold different numbers of finished "
+                                                       "epochs"), err[-3000:]
+    assert sorted(p.name for p in out.rglob("*")) == ["backup", "backup", "training_metadata.json",
+                                                      "training_metadata.json", "worker1"]
+
+
 @pytest.mark.parametrize("value, message", [
     (None, "needs TF_CONFIG, which is not set"),
     ("{not json", "TF_CONFIG is not valid (JSONDecodeError"),

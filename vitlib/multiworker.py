@@ -10,7 +10,7 @@ metrics as 1-element vectors (Keras averages every metric over axis 0 across wor
 Worker 0, the chief, writes the run's files into ``out_dir``; worker k writes its own copies into
 ``out_dir/worker{k}`` (its backup included), so that workers sharing one disk never write the same file.
 Each worker backs up after the epoch's last shared step: a worker lost in the moment between the others' backups
-and its own leaves backups one epoch apart, which is not detected (the README says what to do).
+and its own leaves backups one epoch apart. :func:`check_backups_agree` refuses to resume from them.
 """
 import contextlib
 import json
@@ -85,6 +85,23 @@ def prepare(model, element_spec):
 
     model.train_step, model.test_step = as_vectors(model.train_step), as_vectors(model.test_step)
     return model
+
+
+def check_backups_agree(strategy, epochs_done):
+    """Refuse to resume when the workers' backups hold different numbers of epochs (a worker lost between the
+    others' backups and its own): they would train out of step. Every worker calls it before ``fit``; the sums of
+    the epochs and of their squares, over the workers, are equal to a single worker's times the count only if all
+    agree."""
+    import tensorflow as tf
+
+    value = tf.constant([float(epochs_done), float(epochs_done) ** 2])
+    total = strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(lambda: tf.identity(value)), axis=None).numpy()
+    count = strategy.num_replicas_in_sync
+    if total[1] * count != total[0] ** 2:  # all equal exactly when sum(x^2) * n == (sum x)^2
+        raise ValueError(f"The workers' backups hold different numbers of finished epochs (this worker's: "
+                         f"{epochs_done}, the mean over the {count} workers: {total[0] / count:g}): a worker was "
+                         "lost between the others' backups and its own. Delete every worker's backup/ folder and "
+                         "start the run again.")
 
 
 class WorkerLost(RuntimeError):

@@ -182,6 +182,7 @@ def _train(config, out, verbose, data):
             training_batches = pipe(data.x_train, data.y_train, True)
             if multiworker.active(strategy):
                 multiworker.prepare(model, training_batches.element_spec)
+                multiworker.check_backups_agree(strategy, backup.epochs_done(out))
         backup.trim_history(out)  # the rows of epochs that run again go
         best_so_far = max(read_history(out / "history.csv").get("val_accuracy", []), default=-np.inf)
         callbacks = [  # the backup last: an epoch counts as done only once its row and best model are written
