@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from vitlib import multiworker
+from vitlib import backup, multiworker
 from vitlib.training import read_history
 
 pytestmark = pytest.mark.tensorflow_only
@@ -54,20 +54,13 @@ def losses(path):
     return read_history(path)["loss"]
 
 
-def _epoch(metadata):
-    try:
-        return json.loads(Path(metadata).read_text())["epoch"]
-    except (OSError, ValueError, KeyError):
-        return 0
-
-
 def test_two_workers_train_one_model_as_one_process_would_and_resume_after_one_is_killed(tmp_path, monkeypatch):
     # One cluster for both checks: starting two TensorFlow workers costs about 20 s of this 2-core machine's time.
     out = tmp_path / "two"
     args = [*SMALL, "--epochs", "3", "--strategy", "multiworker", "--out", str(out)]  # the last --epochs counts
     (chief, worker), workers = start_workers(args)
     deadline = time.time() + 240
-    while _epoch(out / "worker1" / "backup" / "training_metadata.json") < 1:  # worker 1 backed up an epoch
+    while backup.epochs_done(out / "worker1") < 1:  # worker 1 backed up an epoch
         assert worker.poll() is None and chief.poll() is None, (chief.stderr.read() + worker.stderr.read())[-3000:]
         assert time.time() < deadline, "the first epoch did not finish in time"
         time.sleep(0.1)
@@ -78,7 +71,7 @@ def test_two_workers_train_one_model_as_one_process_would_and_resume_after_one_i
     assert chief.returncode == 1
     assert err.strip().splitlines()[-1].startswith("error: Another worker stopped, so this one cannot go on")
     assert "Traceback" not in err and "Start every worker again" in err
-    assert _epoch(out / "backup" / "training_metadata.json") == 1 and not (out / "metrics.json").exists()
+    assert backup.epochs_done(out) == 1 and not (out / "metrics.json").exists()
 
     processes, _ = start_workers(args, workers)  # a cluster manager restarts both
     chief, worker = finish(processes)

@@ -51,7 +51,7 @@ class Backup(keras.callbacks.BackupAndRestore):
         os.makedirs(self.backup_dir, exist_ok=True)
         name = f"epoch{self._current_epoch}-batch{self._last_batch_seen}.weights.h5"
         replace_atomically(Path(self.backup_dir) / name, lambda p: self.model.save_weights(p, overwrite=True))
-        moves = [staged(p, self._current_epoch).name for p in self.staged_files if staged(p, self._current_epoch).exists()]
+        moves = [file.name for file in (staged(p, self._current_epoch) for p in self.staged_files) if file.exists()]
         metadata = {"epoch": self._current_epoch, "batch": self._last_batch_seen, "weights": name, "moves": moves}
         replace_atomically(self._training_metadata_path, lambda p: Path(p).write_text(json.dumps(metadata)))
         _move_and_tidy(metadata, self.staged_files)  # the epoch is done: its staged files take their places

@@ -295,7 +295,7 @@ EXERCISES = {
     "09.patch_linear_weight": Exercise(
         "The Keras ViT of this notebook embeds patches with a Conv2D kernel of shape (4, 4, 1, 64). Written as the "
         "paper's x_p E instead, an nn.Linear applied to each flattened patch: what shape has that nn.Linear's "
-        "weight? (A tuple.)", lambda a: _shape(a) == (64, 16),
+        "weight? (A tuple.)", _shape_is((64, 16)),
         ("How many values does one flattened patch hold, and how many come out?",
          "nn.Linear stores its weight as (out_features, in_features)."),
         "(64, 16): a flattened 4x4 grey patch has 16 values and comes out as 64; Keras' Dense kernel would be "
