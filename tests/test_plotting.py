@@ -32,6 +32,8 @@ def test_similarity_grid_has_one_map_per_patch_on_one_scale():
     assert len(maps) == 9
     np.testing.assert_allclose(maps[4].get_images()[0].get_array(), sim[1, 1])
     assert maps[0].get_images()[0].get_clim() == (-1, 1)
+    assert [ax.get_ylabel() for ax in maps[::3]] == ["0", "1", "2"]  # rows and columns counted from 0
+    assert [ax.get_xlabel() for ax in maps[6:]] == ["0", "1", "2"]
 
 
 def test_attention_figures_draw_the_given_weights_and_maps():
@@ -45,6 +47,27 @@ def test_attention_figures_draw_the_given_weights_and_maps():
     points = [c.get_offsets() for c in fig.axes[0].collections]
     assert len(points) == 4 * 2 + 1  # 4 heads x 2 seeds, and the baseline
     assert fig.axes[0].get_lines()[0].get_ydata()[0] == 5.0
+
+
+def test_attention_distance_figure_has_a_legend_entry_for_its_untrained_control():
+    trained, control = RNG.random((3, 2, 4)), RNG.random((3, 2, 4))  # three seeds each: as notebook 07 draws them
+    fig = plotting.attention_distance_figure(trained, 12, baseline=control, uniform=5.0)
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert legend == ["head 1", "head 2", "head 3", "head 4", "untrained", "uniform attention"]
+    fig = plotting.attention_distance_figure(RNG.random((2, 12)), baseline=RNG.random((2, 2, 12)), labels=("a", "b"))
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["b"]  # 12 heads: only the control named
+
+
+def test_attention_on_image_uses_the_given_colour_scale_and_numbers_rows_and_columns_from_zero():
+    heat = np.full((3, 4), 1 / 12)
+    fig = plotting.attention_on_image_figure(np.zeros((6, 8, 1)), heat, vmax=0.5)
+    left, right, colour_bar = fig.axes
+    assert [im.get_clim() for im in left.get_images()[:1] + right.get_images()] == [(0, 0.5), (0, 0.5)]
+    assert [t.get_text() for t in right.get_xticklabels()] == ["0", "1", "2", "3"]
+    assert [t.get_text() for t in right.get_yticklabels()] == ["0", "1", "2"]
+    assert colour_bar.get_lines()[0].get_ydata()[0] == pytest.approx(1 / 12)  # the even share, marked
+    fig = plotting.attention_on_image_figure(np.zeros((6, 8, 1)), heat * np.arange(12).reshape(3, 4))
+    assert fig.axes[1].get_images()[0].get_clim()[1] == pytest.approx(11 / 12)  # default: the map's maximum
 
 
 def test_distance_curve_shows_the_mean_and_the_spread_over_seeds():
@@ -61,7 +84,13 @@ def test_filter_and_image_grids():
     shown = images_shown(fig)
     assert len(shown) == 4 and all(a.min() >= 0 and a.max() <= 1 for a in shown)
     fig = plotting.filter_components_figure(RNG.random((3, 2, 2, 1)), explained=[0.5, 0.3, 0.2])
-    assert [ax.get_title() for ax in fig.axes if ax.get_images()] == ["50%", "30%", "20%"]
+    components = [ax for ax in fig.axes if ax.get_images()]
+    assert [ax.get_title() for ax in components] == ["50%", "30%", "20%"]
+    for ax in components:  # each component framed, so that its white pixels do not merge into the page
+        assert all(spine.get_visible() and spine.get_linewidth() > 0 for spine in ax.spines.values())
+    fig.canvas.draw()
+    boxes = sorted(ax.get_window_extent().x0 for ax in components), [ax.get_window_extent().width for ax in components]
+    assert all(b - a > w for a, b, w in zip(boxes[0], boxes[0][1:], boxes[1]))  # a gap between neighbours
     fig = plotting.examples_figure({"a": RNG.random((3, 4, 4, 1)), "b": RNG.random((2, 4, 4, 1))})
     assert len(images_shown(fig)) == 5
 

@@ -29,9 +29,10 @@ def attention_matrix_figure(weights, labels=None, title="attention weights"):
 def similarity_grid_figure(similarity, title="position embedding similarity", step=1, vmin=None):
     """Fig. 7 (centre) of the paper: for each patch, its cosine similarity with every other patch.
 
-    similarity: (rows, cols, rows, cols) from :func:`vitlib.analysis.position_similarity`. ``step``
-    shows every step-th patch only, for large grids. One colour scale for all maps, from ``vmin`` (default: the
-    lowest similarity) to 1; give several figures the same ``vmin`` to compare them by eye.
+    similarity: (rows, cols, rows, cols) from :func:`vitlib.analysis.position_similarity`; the map in row r, column c
+    (counted from 0, as ``similarity[r, c]``) is patch (r, c)'s. ``step`` shows every step-th patch only, for large
+    grids. One colour scale for all maps, from ``vmin`` (default: the lowest similarity) to 1; give several figures the
+    same ``vmin`` to compare them by eye.
     """
     similarity = np.asarray(similarity)
     if similarity.ndim != 4:
@@ -46,10 +47,12 @@ def similarity_grid_figure(similarity, title="position embedding similarity", st
             im = axes[a, b].imshow(similarity[r, c], vmin=low, vmax=1, cmap="viridis")
             axes[a, b].set_xticks([]), axes[a, b].set_yticks([])
             if b == 0:
-                axes[a, b].set_ylabel(str(r + 1), fontsize=8)
+                axes[a, b].set_ylabel(str(r), fontsize=8)
             if a == len(shown_r) - 1:
-                axes[a, b].set_xlabel(str(c + 1), fontsize=8)
+                axes[a, b].set_xlabel(str(c), fontsize=8)
     fig.colorbar(im, ax=axes, shrink=0.6, label="cosine similarity")
+    fig.supylabel("row of the patch (from 0)", fontsize=9)
+    fig.supxlabel("column of the patch (from 0)", fontsize=9)
     fig.suptitle(title)
     return fig
 
@@ -65,25 +68,33 @@ def filters_figure(kernel, max_filters=32, columns=8):
                        f"{count} of {kernel.shape[-1]} embedding filters", size=(0.9, 0.9))
 
 
-def attention_on_image_figure(image, heat, title="attention rollout", alpha=0.45):
-    """An image, its patch-level attention map (rows, cols) stretched over it, and the map alone."""
+def attention_on_image_figure(image, heat, title="attention rollout", alpha=0.45, vmax=None):
+    """An image, its patch-level attention map (rows, cols) stretched over it, and the map alone with its rows and
+    columns numbered from 0. Colours run from 0 to ``vmax`` (default: the map's maximum); give several figures one
+    ``vmax`` to compare them by eye. The white line on the colour bar is the share of attention spread evenly."""
     image = np.asarray(image, dtype="float32")
     heat = np.asarray(heat, dtype="float32")
     if heat.ndim != 2:
         raise ValueError(f"heat must be a (rows, cols) map, got shape {heat.shape}; take one image: heat[0].")
     h, w = image.shape[:2]
+    rows, cols = heat.shape
+    vmax = float(heat.max()) if vmax is None else float(vmax)
     fig = Figure(figsize=(7, 3.4), layout="constrained")
     left, right = fig.subplots(1, 2)
-    left.imshow(heat, cmap="inferno", extent=(-0.5, w - 0.5, h - 0.5, -0.5), interpolation="nearest")
+    left.imshow(heat, cmap="inferno", vmin=0, vmax=vmax, extent=(-0.5, w - 0.5, h - 0.5, -0.5), interpolation="nearest")
     left.imshow(_as_rgb(image), cmap="gray", alpha=alpha)
     if image.shape[-1] == 1:  # outline the ink, so that a dark digit stays visible on a bright map
         left.contour(image[..., 0], levels=[0.5 * float(image.max())], colors="cyan", linewidths=1.0)
     left.set_title("over the image (ink outlined)" if image.shape[-1] == 1 else "over the image")
-    im = right.imshow(heat, cmap="inferno", vmin=0)
-    right.set_title(f"{heat.shape[0]}x{heat.shape[1]} patches")
-    for ax in (left, right):
-        ax.axis("off")
-    fig.colorbar(im, ax=right, shrink=0.8, label="share of attention")
+    left.axis("off")
+    im = right.imshow(heat, cmap="inferno", vmin=0, vmax=vmax)
+    step = 1 if max(rows, cols) <= 16 else 2
+    right.set_xticks(range(0, cols, step)), right.set_yticks(range(0, rows, step))
+    right.tick_params(labelsize=8, length=2)
+    right.set_xlabel("column", fontsize=8), right.set_ylabel("row", fontsize=8)
+    right.set_title(f"{rows}x{cols} patches")
+    colour_bar = fig.colorbar(im, ax=right, shrink=0.8, label="share of attention (line: spread evenly)")
+    colour_bar.ax.axhline(1 / heat.size, color="white", lw=2)
     fig.suptitle(title)
     return fig
 
@@ -110,9 +121,9 @@ def attention_distance_figure(distances, image_size=None, title="mean attention 
                        label=f"head {h + 1}" if s == 0 and heads <= 8 else None)
     if baseline is not None:
         baseline = np.asarray(baseline).reshape(-1, depth, heads)
-        for b in baseline:
+        for i, b in enumerate(baseline):  # one legend entry for the control, however many seeds
             ax.scatter((layer + offset)[:, None].repeat(heads, 1), b, s=16, marker="x", color="grey",
-                       label=labels[1] if b is baseline[0] else None)
+                       label=labels[1] if i == 0 else None)
     if uniform is not None:
         ax.axhline(uniform, color="black", lw=0.8, ls=":", label="uniform attention")
     ax.set(xlabel="network depth (layer)", ylabel="mean attention distance (pixels)", title=title, xticks=layer)
@@ -155,4 +166,12 @@ def filter_components_figure(components, explained=None, columns=7, title="princ
     if components.ndim != 4:
         raise ValueError(f"components must be (k, P, P, C) images, got shape {components.shape}.")
     labels = None if explained is None else [f"{e:.0%}" for e in explained]
-    return _image_grid(list(np.asarray(components)), columns, title, labels, interpolation="nearest")
+    fig = _image_grid(list(np.asarray(components)), columns, title, labels, interpolation="nearest")
+    for ax in fig.axes:  # a frame and a gap around each component: its white pixels stay apart from the page's
+        if ax.get_images():
+            ax.axis("on")
+            ax.set_xticks([]), ax.set_yticks([])
+            for spine in ax.spines.values():
+                spine.set(edgecolor="0.35", linewidth=1.0)
+    fig.get_layout_engine().set(w_pad=0.06, h_pad=0.06, wspace=0.08, hspace=0.08)
+    return fig

@@ -43,7 +43,7 @@ def patch_figure(image, patch_size, max_tokens=12):
     ax = fig.add_subplot(grid[0, max_tokens // 2:])
     ax.imshow(tokens, aspect="auto", cmap="viridis", interpolation="nearest")
     ax.set(title=f"token matrix: {n} tokens x {dim} values", xlabel="value index (row, col, channel)",
-           ylabel="token index")
+           ylabel="token index (from 0)")
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # tokens are whole: no 0.5 steps with few of them
     channels = image.shape[-1]
     for i in range(min(max_tokens, n)):
