@@ -255,3 +255,50 @@ def test_s16_parameter_counts_of_the_exercise_are_those_of_the_built_models():
 
     assert vitlib.build_vit("S/16", image_size=224).count_params() == S16_AT_224
     assert vitlib.build_vit("S/16", image_size=384).count_params() == S16_AT_384
+
+
+def notebook_feedback(monkeypatch, call):
+    """What ``call()`` shows in a notebook: the Feedback objects passed to IPython's display."""
+    import IPython.display
+
+    shown = []
+    monkeypatch.setattr(exercises, "_in_notebook", lambda: True)
+    monkeypatch.setattr(IPython.display, "display", shown.append)
+    call()
+    return shown
+
+
+def test_in_a_notebook_right_and_wrong_are_told_apart_by_symbol_and_word_not_colour_alone(monkeypatch, capsys):
+    right = notebook_feedback(monkeypatch, lambda: check("01.tokens", 576))
+    wrong = notebook_feedback(monkeypatch, lambda: check("01.tokens", 588))
+    assert capsys.readouterr().out == ""  # shown as HTML, not printed
+    right_html, wrong_html = right[0]._repr_html_(), wrong[0]._repr_html_()
+    assert "✓ Correct" in right_html and "✗" not in right_html
+    assert "✗ Not yet" in wrong_html and "✓" not in wrong_html and "channel" in wrong_html
+    assert right[0].text == "[01.tokens] Correct!" and wrong[0].text.startswith("[01.tokens] Not yet: 588 is not right.")
+
+
+def test_notebook_feedback_wraps_between_words_and_its_plain_text_is_what_a_terminal_prints(monkeypatch, capsys):
+    check("01.patchify", lambda x, p: x.reshape(x.shape[0], -1, p * p * x.shape[-1]))
+    printed = capsys.readouterr().out
+    exercises._WRONG_TRIES.clear(), exercises._HINTS_SHOWN.clear()
+    feedback = notebook_feedback(monkeypatch, lambda: check("01.patchify",
+                                                            lambda x, p: x.reshape(x.shape[0], -1, p * p * x.shape[-1])))
+    assert feedback[0].text + "\n" == printed  # text/plain: the same, deterministic for nbval
+    page = feedback[0]._repr_html_()
+    assert "word-break: normal" in page and "overflow-wrap: break-word" in page and "break-all" not in page
+    assert "<strong>Hint:</strong>" in page and page == feedback[0]._repr_html_()
+
+
+def test_notebook_feedback_escapes_the_learners_text(monkeypatch):
+    shown = notebook_feedback(monkeypatch, lambda: check("09.shuffle_after_batch", "<b>maybe</b>"))
+    assert "<b>maybe" not in shown[0]._repr_html_() and "&lt;b&gt;maybe" in shown[0]._repr_html_()
+
+
+def test_unanswered_exercises_and_solutions_have_their_own_look_in_a_notebook(monkeypatch):
+    unanswered = notebook_feedback(monkeypatch, lambda: check("04.why_scale", None))[0]._repr_html_()
+    assert "✎ Not answered yet" in unanswered and "(a) To give every output vector length 1." in unanswered
+    first = notebook_feedback(monkeypatch, lambda: solution("05.tokens_384"))[0]._repr_html_()
+    assert "Try it first" in first and "An answer of your own" in first
+    shown = notebook_feedback(monkeypatch, lambda: solution("05.tokens_384"))[0]._repr_html_()
+    assert "ⓘ Solution" in shown and "577 tokens" in shown
