@@ -2,11 +2,14 @@
 
     python scripts/build_site.py [--out DIR]      # default build/site; `make site` runs this
 
-Stages the pages into build/site-src (the README as the landing page, with its links pointed at the pages; the
-notebooks; CONTRIBUTING and the benchmark results; MathJax from the jupyter-server-mathjax package, so equations
-render offline), checks that mkdocs.yml's navigation lists every notebook, then runs `mkdocs build`.
+Stages the pages into build/site-src (the README as the landing page, its sections in a learner-first order and its
+links pointed at the pages; the notebooks, each widget output with a still picture before it; CONTRIBUTING and the
+benchmark results; MathJax from the jupyter-server-mathjax package, so equations render offline), checks that
+mkdocs.yml's navigation lists every notebook, then runs `mkdocs build` (scripts/site_hooks.py tidies the notebook
+pages on the way).
 """
 import argparse
+import json
 import re
 import shutil
 import subprocess
@@ -18,10 +21,19 @@ ROOT = Path(__file__).resolve().parents[1]
 STAGE = ROOT / "build" / "site-src"
 WIDGET_NOTE = (
     "\n> **On this site** the notebooks are shown as committed: figures, tables and equations as they were run. "
-    "The widgets (the patch explorer, the similarity and attention explorers) appear in their saved state where "
-    "the browser can reach unpkg.com for the widget viewer; to move them, run the notebook in JupyterLab "
-    "(`make lab`).\n"
+    "Each widget (the patch explorer, the similarity and attention explorers) shows as a still picture of the view it "
+    "opened with; to move it, run the notebook in JupyterLab (`make lab`).\n"
 )
+# The landing page puts the learner first: what you will learn and how to start, then the library and training; the
+# README's sections for contributors (and its paragraphs about testing) follow under one heading.
+FIRST_SECTIONS = ("The notebooks", "Quick start", "Binder", "Conda", "GPUs")
+CONTRIBUTOR_SECTIONS = ("Tests", "Testing", "The site", "Versions and platforms", "Layout")
+LAST_SECTIONS = ("Licence and citing",)
+CONTRIBUTOR_WORDS = ("make test", "nbval", "ruff")
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+STILL_CAPTION = ("A still picture of this widget as it opened. To move it, run the notebook in JupyterLab "
+                 "(<code>make lab</code>).")
 
 # The packaged MathJax 2 carries the STIX-Web fonts only (not its default TeX fonts): say so, or it asks for files
 # it does not have. mkdocs.yml loads this file after MathJax's own configuration (`config=...,vit-site`).
@@ -33,12 +45,121 @@ MathJax.Ajax.loadComplete("[MathJax]/config/vit-site.js");
 """
 
 
+def blocks(text):
+    """Paragraphs and fenced code blocks of markdown text (a code block is one block, blank lines and all)."""
+    found, current, fenced = [], [], False
+    for line in text.splitlines():
+        if line.startswith("```"):
+            fenced = not fenced
+        if not line.strip() and not fenced:
+            if current:
+                found.append("\n".join(current))
+            current = []
+        else:
+            current.append(line)
+    return found + (["\n".join(current)] if current else [])
+
+
+def sections(text):
+    """(preamble, [(title, body)]) of markdown text split at its level-2 headings (outside code blocks)."""
+    parts, fenced = [["", []]], False
+    for line in text.splitlines():
+        if line.startswith("```"):
+            fenced = not fenced
+        if line.startswith("## ") and not fenced:
+            parts.append([line[3:].strip(), []])
+        else:
+            parts[-1][1].append(line)
+    return "\n".join(parts[0][1]), [(title, "\n".join(lines)) for title, lines in parts[1:]]
+
+
+def for_contributors(block):
+    return any(word in block for word in CONTRIBUTOR_WORDS)
+
+
+def split_learner_part(body):
+    """A section's blocks for learners, and those about testing (a code block loses only its testing lines)."""
+    learner, testing = [], []
+    for block in blocks(body):
+        if block.startswith("```"):
+            lines = block.splitlines()
+            kept = [line for line in lines[1:-1] if not for_contributors(line)]
+            moved = [line for line in lines[1:-1] if for_contributors(line)]
+            if kept:
+                learner.append("\n".join([lines[0], *kept, lines[-1]]))
+            if moved:
+                testing.append("\n".join([lines[0], *moved, lines[-1]]))
+        else:
+            (testing if for_contributors(block) else learner).append(block)
+    return learner, testing
+
+
+def demote(body):
+    """Headings one level down (## -> ###), outside code blocks."""
+    out, fenced = [], False
+    for line in body.splitlines():
+        if line.startswith("```"):
+            fenced = not fenced
+        out.append("#" + line if line.startswith("#") and not fenced else line)
+    return "\n".join(out)
+
+
 def landing_page(readme):
-    """The README with its links pointed at the site's pages and files."""
+    """The README in a learner-first order (what you learn, how to start, the library, then contributors' material),
+    with its links pointed at the site's pages and files."""
     text = readme.replace("](notebooks/", "](").replace("](docs/images/", "](images/")
     text = text.replace("](benchmarks/RESULTS.md", "](RESULTS.md")
-    first_section = text.index("\n## ")
-    return text[:first_section] + "\n" + WIDGET_NOTE + text[first_section:]
+    preamble, parts = sections(text)
+    order = {title: i for i, title in enumerate(FIRST_SECTIONS)}
+    learners = sorted((p for p in parts if p[0] not in CONTRIBUTOR_SECTIONS + LAST_SECTIONS),
+                      key=lambda p: order.get(p[0], len(order)))  # stable: the rest keep the README's order
+    page, testing = [preamble.rstrip() + "\n", WIDGET_NOTE], []
+    for title, body in learners:
+        kept, moved = split_learner_part(body) if title in FIRST_SECTIONS else (blocks(body), [])
+        page.append(f"## {title}\n\n" + "\n\n".join(kept) + "\n")
+        testing += moved
+    page.append("## For contributors\n\nHow the collection is tested and built; [Contributing](CONTRIBUTING.md) says "
+                "how to add to it.\n")
+    if testing:
+        page.append("### Tests\n\n" + "\n\n".join(testing) + "\n")
+    page += [f"### {title}\n{demote(body)}" for title, body in parts if title in CONTRIBUTOR_SECTIONS]
+    page += [f"## {title}\n{body}" for title, body in parts if title in LAST_SECTIONS]
+    return "\n".join(page)
+
+
+def saved_picture(state, model_id):
+    """The PNG (base64) of the first Image widget inside widget ``model_id``, from a notebook's saved widget state."""
+    model = state.get(model_id)
+    if model is None:
+        return None
+    if model.get("model_name") == "ImageModel":
+        return next((b["data"] for b in model.get("buffers", []) if b.get("path") == ["value"]), None)
+    children = model.get("state", {}).get("children", [])
+    return next((png for child in children if (png := saved_picture(state, child.removeprefix("IPY_MODEL_")))), None)
+
+
+def with_stills(notebook):
+    """The notebook (JSON text) with a still picture before every widget output: the output's own ``image/png``
+    (vitlib's widgets add one), else the first picture in the widget's saved state. nbconvert shows a widget output
+    by its widget view alone, which needs the widget viewer from unpkg.com; docs/site/widgets.js hides the still
+    once the live widget has rendered."""
+    nb = json.loads(notebook)
+    state = nb.get("metadata", {}).get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
+    for cell in nb["cells"]:
+        outputs = []
+        for output in cell.get("outputs", []):
+            view = output.get("data", {}).get(WIDGET_VIEW)
+            png = view and (output["data"].get("image/png") or saved_picture(state, view.get("model_id")))
+            if png:
+                png = "".join(png.split()) if isinstance(png, str) else "".join(png).replace("\n", "")
+                outputs.append({"output_type": "display_data", "metadata": {}, "data": {
+                    "text/html": f'<figure class="vit-widget-still"><img src="data:image/png;base64,{png}" '
+                                 f'alt="A still picture of the widget"><figcaption>{STILL_CAPTION}</figcaption></figure>',
+                    "text/plain": "A still picture of the widget."}})
+            outputs.append(output)
+        if "outputs" in cell:
+            cell["outputs"] = outputs
+    return json.dumps(nb)
 
 
 def stage():
@@ -48,7 +169,7 @@ def stage():
     (STAGE / "index.md").write_text(landing_page((ROOT / "README.md").read_text()))
     notebooks = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
     for notebook in notebooks:
-        shutil.copy(notebook, STAGE / notebook.name)
+        (STAGE / notebook.name).write_text(with_stills(notebook.read_text()))
     for page in ("CONTRIBUTING.md", "benchmarks/RESULTS.md", "LICENSE", "CITATION.cff"):
         shutil.copy(ROOT / page, STAGE / Path(page).name)
     shutil.copytree(ROOT / "docs" / "images", STAGE / "images")
