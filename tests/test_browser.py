@@ -1,14 +1,17 @@
 """A real browser: JupyterLab on localhost, driven by Chromium (Debian's, or Playwright's own) through Playwright.
 
 Opens notebook 01, runs all cells, moves the patch explorer's slider with the keyboard, and checks that the
-widget re-renders (token count and picture change) and that no widget shows an error. Then runs a small
-notebook with notebook 07's two explorers, clicks the similarity explorer's model toggle and the attention
-explorer's layer buttons, and checks that they re-render. Every widget picture must be shown at its own size.
+widget re-renders (token count and picture change), that no widget shows an error and that the exercise feedback
+shows styled. Then runs a small notebook with notebook 07's two explorers at 1366x900 with the file browser open:
+the similarity explorer's model buttons sit on one row above its sliders; clicking them re-renders it; the attention
+explorer's layer slider steps to the rollout with the arrow key (the cell keeps the focus), and its colour scale stays
+the same when the model buttons switch to the untrained control. Every widget picture must be shown at its own size.
 Keeps screenshots in build/browser/.
 """
 import contextlib
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -115,7 +118,7 @@ def notebook_page(url, notebook, shot):
     start_session(url, notebook)
     with sync_api.sync_playwright() as p:
         browser = launch(p)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page = browser.new_page(viewport={"width": 1366, "height": 900})
         try:
             page.goto(f"{url}/lab/tree/{notebook}?reset", timeout=120_000)  # reset: no tabs of earlier tests
             page.wait_for_function("window.jupyterapp !== undefined && window.galata !== undefined", timeout=120_000)
@@ -169,7 +172,7 @@ def test_patch_explorer_slider_rerenders_in_jupyterlab(jupyterlab):
     with notebook_page(jupyterlab, NOTEBOOK, "patch_explorer.png") as page:
         stats = page.locator(".widget-html-content", has_text="tokens of")
         stats.wait_for(timeout=240_000)
-        assert "N = 196" in stats.inner_text()
+        assert "N = 196" in stats.text_content()
         picture = page.locator("img.widget-image").first
         picture.wait_for(timeout=60_000)
         before = picture.get_attribute("src")
@@ -179,13 +182,17 @@ def test_patch_explorer_slider_rerenders_in_jupyterlab(jupyterlab):
         handle.focus()
         page.keyboard.press("ArrowRight")  # 16 -> 28 pixels: 8x8 = 64 tokens
         page.wait_for_function(
-            "() => [...document.querySelectorAll('.widget-html-content')].some(e => e.innerText.includes('N = 64'))",
+            "() => [...document.querySelectorAll('.widget-html-content')].some(e => e.textContent.includes('N = 64'))",
             timeout=60_000)
         page.wait_for_function(
             "(old) => document.querySelector('img.widget-image').getAttribute('src') !== old", arg=before,
             timeout=60_000)
-        assert "N² = 4,096" in stats.inner_text()
+        assert "N² = 4,096" in stats.text_content()
         page.get_by_text("[01.patchify]").wait_for(timeout=60_000)  # the last cell's fresh output
+        feedback = page.locator(".vit-feedback-open")  # the four unanswered exercises, shown styled
+        assert feedback.count() == 4 and "✎ Not answered yet" in feedback.first.text_content()
+        feedback.first.scroll_into_view_if_needed()
+        page.screenshot(path=str(SHOTS / "exercise_feedback.png"))
         assert_pictures_at_their_own_size(page)
         stats.scroll_into_view_if_needed()
 
@@ -194,24 +201,49 @@ def test_notebook_07_explorers_rerender_on_clicks_in_jupyterlab(jupyterlab):
     with notebook_page(jupyterlab, EXPLORERS, "explorers.png") as page:
         similarity = page.locator(".widget-html-content", has_text="most similar other patch")
         similarity.wait_for(timeout=240_000)
-        attention = page.locator(".widget-html-content", has_text="of the attention")
+        attention = page.locator(".widget-html-content", has_text="Colour scale")
         attention.wait_for(timeout=240_000)
         pictures = page.locator("img.widget-image")
         assert pictures.count() == 2
         before = [pictures.nth(i).get_attribute("src") for i in range(2)]
         assert_pictures_at_their_own_size(page)
+        page.evaluate("window.jupyterapp.shell.activateById('filebrowser')")  # the file browser open, as a learner has it
+        page.wait_for_timeout(500)
 
+        buttons = [page.get_by_role("button", name=n, exact=True).bounding_box() for n in ("sin-cos", "random")]
+        row_slider = page.locator(".widget-slider", has_text="row").first.bounding_box()
+        assert buttons[0]["y"] == buttons[1]["y"]  # the model buttons on one row ...
+        assert abs(row_slider["x"] - buttons[0]["x"]) < 120 and row_slider["y"] > buttons[0]["y"]  # ... sliders below
         page.get_by_role("button", name="random", exact=True).click()  # the similarity explorer's model toggle
         page.wait_for_function("(old) => document.querySelectorAll('img.widget-image')[0].getAttribute('src') !== old",
                                arg=before[0], timeout=60_000)
-        page.get_by_role("button", name="rollout", exact=True).click()  # the attention explorer's layer buttons
-        page.wait_for_function(
-            "() => [...document.querySelectorAll('.widget-html-content')].some(e => e.innerText.startsWith('model, rollout'))",
-            timeout=60_000)
+
+        layer = page.locator(".widget-slider", has_text="layer").locator(".noUi-handle")
+        layer.scroll_into_view_if_needed()
+        layer.click()
+        cell = page.evaluate(ACTIVE_CELL)
+        page.keyboard.press("ArrowRight")  # layer 2 -> the rollout, the last stop
+        page.wait_for_function(READOUT_STARTS, arg="model, rollout", timeout=60_000)
+        assert page.evaluate(ACTIVE_CELL) == cell  # the slider kept the arrow key
         page.wait_for_function("(old) => document.querySelectorAll('img.widget-image')[1].getAttribute('src') !== old",
                                arg=before[1], timeout=60_000)
+        scale = colour_scale(attention.text_content())
+        picture = pictures.nth(1).get_attribute("src")
         page.get_by_role("button", name="control", exact=True).click()
-        page.wait_for_function(
-            "() => [...document.querySelectorAll('.widget-html-content')].some(e => e.innerText.startsWith('control, rollout'))",
-            timeout=60_000)
+        page.wait_for_function(READOUT_STARTS, arg="control, rollout", timeout=60_000)
+        page.wait_for_function("(old) => document.querySelectorAll('img.widget-image')[1].getAttribute('src') !== old",
+                               arg=picture, timeout=60_000)
+        assert colour_scale(attention.text_content()) == scale  # one colour scale across the model toggle
+        attention.scroll_into_view_if_needed()
         assert_pictures_at_their_own_size(page)
+
+
+READOUT_STARTS = "(text) => [...document.querySelectorAll('.widget-html-content')].some(e => e.textContent.startsWith(text))"
+ACTIVE_CELL = "() => window.jupyterapp.shell.currentWidget.content.activeCellIndex"
+
+
+def colour_scale(readout):
+    """The colour scale an attention explorer's readout reports, e.g. '0 to 7.8%'."""
+    found = re.search(r"Colour scale (0 to [\d.]+%)", readout)
+    assert found, readout
+    return found.group(1)

@@ -301,4 +301,4 @@ def test_unanswered_exercises_and_solutions_have_their_own_look_in_a_notebook(mo
     first = notebook_feedback(monkeypatch, lambda: solution("05.tokens_384"))[0]._repr_html_()
     assert "Try it first" in first and "An answer of your own" in first
     shown = notebook_feedback(monkeypatch, lambda: solution("05.tokens_384"))[0]._repr_html_()
-    assert "ⓘ Solution" in shown and "577 tokens" in shown
+    assert "» Solution" in shown and "577 tokens" in shown

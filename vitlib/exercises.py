@@ -134,7 +134,7 @@ LOOKS = {
     "wrong": ("✗", "Not yet", "#b42318", "#fdeceb"),
     "raised": ("✗", "Your function raised an error", "#b42318", "#fdeceb"),
     "open": ("✎", "Not marked yet", "#57606a", "#f3f4f6"),
-    "solution": ("ⓘ", "Solution", "#1f5fa8", "#ecf2fb"),
+    "solution": ("»", "Solution", "#1f5fa8", "#ecf2fb"),
 }
 _TEXT = "color: #1f2328; white-space: pre-wrap; overflow-wrap: break-word; word-break: normal;"
 
