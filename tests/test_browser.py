@@ -110,6 +110,13 @@ def start_session(url, notebook):
     urllib.request.urlopen(request, timeout=60)
 
 
+def dismiss_news(page):
+    """JupyterLab's news toast can cover the outputs (and the screenshots): answer it."""
+    news = page.get_by_role("button", name="No", exact=True)
+    if news.count():
+        news.first.click()
+
+
 @contextlib.contextmanager
 def notebook_page(url, notebook, shot):
     """A Chromium page with ``notebook`` open in JupyterLab after running it cell by cell; a screenshot on failure."""
@@ -123,9 +130,7 @@ def notebook_page(url, notebook, shot):
             page.goto(f"{url}/lab/tree/{notebook}?reset", timeout=120_000)  # reset: no tabs of earlier tests
             page.wait_for_function("window.jupyterapp !== undefined && window.galata !== undefined", timeout=120_000)
             page.wait_for_selector(".jp-Notebook", timeout=120_000)
-            news = page.get_by_role("button", name="No")  # JupyterLab's news toast can cover the outputs
-            if news.count():
-                news.first.click()
+            dismiss_news(page)
             # Run the notebook once its kernel is idle, cell by cell with Galata's in-page helper (awaits each cell).
             page.wait_for_function(KERNEL_IDLE, timeout=240_000)
             page.evaluate("window.jupyterapp.commands.execute('notebook:clear-all-cell-outputs')")
@@ -147,6 +152,7 @@ def notebook_page(url, notebook, shot):
             assert page.locator("text=Error displaying widget").count() == 0
             assert page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']",
                                 has_text="Traceback").count() == 0
+            dismiss_news(page)
             page.screenshot(path=str(SHOTS / shot))
         except Exception:
             page.screenshot(path=str(SHOTS / f"failure_{shot}"))

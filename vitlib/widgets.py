@@ -72,9 +72,11 @@ def _choices(items, what):
 
 
 def _buttons(options, description):
-    """Toggle buttons as wide as their labels (fixed widths wrap them onto two rows)."""
+    """Toggle buttons as wide as their labels (fixed widths wrap them onto two rows), their description beside them
+    (ipywidgets puts it above)."""
     return widgets.ToggleButtons(options=options, description=description,
-                                 style={"button_width": "auto", "description_width": "initial"})
+                                 style={"button_width": "auto", "description_width": "initial"},
+                                 layout=widgets.Layout(display="flex", align_items="center", width="auto"))
 
 
 def _row(controls):
