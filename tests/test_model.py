@@ -1,4 +1,7 @@
 import itertools
+import os
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -112,12 +115,38 @@ def test_model_memorises_a_small_batch(rng):
     assert losses[-1] < losses[0] * 0.6
 
 
-def test_zero_images_give_an_empty_result_on_every_backend():
+@pytest.mark.parametrize("stem,pool", list(itertools.product(vitlib.STEMS, vitlib.POOLS)))
+def test_zero_images_give_an_empty_result_on_every_backend(stem, pool):
     model = vitlib.build_vit(None, image_size=8, channels=1, num_classes=10, patch_size=4, hidden_size=16, depth=2,
-                             num_heads=2, mlp_dim=16)
+                             num_heads=2, mlp_dim=16, stem=stem, pool=pool)
     empty = np.zeros((0, 8, 8, 1), "float32")
+    tokens = model.config.num_tokens
     assert tuple(model(empty).shape) == (0, 10)
+    assert tuple(model(empty, training=True).shape) == (0, 10)
     assert model.predict(empty, verbose=0).shape == (0, 10)  # Keras' own predict fails on zero images
-    assert [tuple(m.shape) for m in vitlib.attention_weights(model, empty)] == [(0, 2, 5, 5)] * 2
+    assert [tuple(m.shape) for m in vitlib.attention_weights(model, empty)] == [(0, 2, tokens, tokens)] * 2
     with pytest.raises(ValueError, match=r"got \(0, 8, 8, 3\)"):  # still checked
         model.predict(np.zeros((0, 8, 8, 3), "float32"))
+
+
+ONEDNN_ZERO_IMAGES = """
+import numpy as np, tensorflow as tf, vitlib
+empty = np.zeros((0, 8, 8, 3), "float32")
+print("raw convolution:", tuple(tf.nn.conv2d(empty, np.zeros((4, 4, 3, 16), "float32"), 4, "VALID").shape))
+for stem in vitlib.STEMS:
+    model = vitlib.build_vit(None, image_size=8, channels=3, num_classes=10, patch_size=4, hidden_size=16, depth=1,
+                             num_heads=2, mlp_dim=16, stem=stem)
+    print(stem, tuple(model(empty).shape), [tuple(m.shape) for m in vitlib.attention_weights(model, empty)])
+"""
+
+
+@pytest.mark.tensorflow_only
+def test_zero_images_give_an_empty_result_with_tensorflows_onednn_convolution():
+    # TensorFlow switches oneDNN on by itself only on some CPUs (AVX-512 VNNI or BF16, AMX); there its Conv2D returns
+    # an empty batch in the input's shape, (0, 8, 8, 3) here. TF_ENABLE_ONEDNN_OPTS=1 forces it on for any x86 CPU.
+    env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_ENABLE_ONEDNN_OPTS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    run = subprocess.run([sys.executable, "-c", ONEDNN_ZERO_IMAGES], capture_output=True, text=True, env=env,
+                         timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    lines = run.stdout.splitlines()
+    assert lines[1:] == [f"{stem} (0, 10) [(0, 2, 5, 5)]" for stem in vitlib.STEMS], run.stdout

@@ -32,6 +32,17 @@ def layer_name(cls):
     return re.sub(r"(?<!^)(?=[A-Z])", "_", cls.__name__).lower()
 
 
+class Conv2D(layers.Conv2D):
+    """``keras.layers.Conv2D`` whose output has its computed shape for zero images too. TensorFlow's oneDNN
+    convolution (on by default on CPUs with AVX-512 VNNI, BF16 or AMX) returns an empty batch in the *input's*
+    shape, on which the bias then fails ("Incompatible shapes: [0,32,32,3] vs. [1,1,1,192]"). For any other batch
+    the reshape changes nothing."""
+
+    def convolution_op(self, inputs, kernel):
+        outputs = super().convolution_op(inputs, kernel)
+        return ops.reshape(outputs, (-1, *self.compute_output_shape(inputs.shape)[1:]))  # (B, rows, cols, filters)
+
+
 class TokenStem(layers.Layer):
     """What every stem shares: images (B, H, W, C) -> tokens (B, N, D), with N = (H/P)·(W/P) whatever happens in
     between. ``custom_gradients``: use :mod:`vitlib.fast`'s LayerNorm where a stem normalises (TensorFlow only)."""
@@ -64,7 +75,7 @@ class PatchEmbedding(TokenStem):
         super().__init__(hidden_size, patch_size, **kwargs)
         self.mode = _checks.choice("patch embedding mode", mode, ("conv", "linear"))
         if mode == "conv":
-            self.projection = layers.Conv2D(hidden_size, self.patch_size, strides=self.patch_size, name="projection")
+            self.projection = Conv2D(hidden_size, self.patch_size, strides=self.patch_size, name="projection")
         else:
             self.patches = Patches(self.patch_size, name="patches")
             self.projection = layers.Dense(hidden_size, name="projection")
@@ -108,14 +119,14 @@ class ConvStem(TokenStem):
         self.blocks = []
         for i, width in enumerate(widths):
             self.blocks += [
-                layers.Conv2D(width, 3, strides=2, padding="same", use_bias=False, name=f"conv_{i}"),
+                Conv2D(width, 3, strides=2, padding="same", use_bias=False, name=f"conv_{i}"),
                 # momentum 0.9 (PyTorch's and timm's default) rather than Keras' 0.99, whose running statistics
                 # still remember their start after a few hundred steps: a short run then tested at 44-58 % on digits
                 # (after 60 steps) instead of 85-94 %
                 layers.BatchNormalization(momentum=0.9, name=f"norm_{i}"),
                 layers.ReLU(name=f"relu_{i}"),
             ]
-        self.projection = layers.Conv2D(hidden_size, 1, name="projection")
+        self.projection = Conv2D(hidden_size, 1, name="projection")
 
     def build(self, input_shape):
         h, w, _ = _checks.image_shape(input_shape, f"Inputs of {self.name}")
