@@ -61,7 +61,13 @@ CONSTRAINTS ?= -c constraints.txt
 PIP := $(BIN)/python -m pip install --disable-pip-version-check $(CONSTRAINTS)
 UV := $(BIN)/uv pip install --compile-bytecode --python $(BIN)/python $(CONSTRAINTS)
 
+# A Python outside pyproject.toml's requires-python (3.11 to 3.13) stops the install before it starts, with one line
+# saying which Python to install (scripts/check_python.py), instead of a page of resolver output.
+PYTHON_PROBLEM = $(shell $(if $(wildcard $(BIN)/python),$(BIN)/python scripts/check_python.py $(BIN)/python $(VENV),\
+                               $(PYTHON) scripts/check_python.py $(PYTHON)) 2>&1)
+
 $(VENV)/.installed: pyproject.toml constraints.txt
+	$(if $(PYTHON_PROBLEM),$(error $(PYTHON_PROBLEM)))
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) --quiet uv
 	$(UV) -e ".[lab]"
@@ -72,11 +78,10 @@ $(VENV)/.installed-dev: pyproject.toml constraints.txt $(VENV)/.installed
 	$(UV) -e ".[lab,dev]"
 	touch $@
 
-# Pin what .venv has now (after a deliberate upgrade and a `make notebooks` run, so that the outputs match).
+# Pin what .venv has now (after a deliberate upgrade and a `make notebooks` run, so that the outputs match), keeping
+# the file's pins for the oldest Pythons (its last section, each with a python_full_version marker).
 lock:
-	{ echo "# The versions that produced the committed notebook outputs (Linux x86-64, Python 3.11), written by"; \
-	  echo "# make lock from .venv; every install in the Makefile is held to them. Local labels (+cpu) dropped."; \
-	  $(BIN)/python -m pip freeze --exclude-editable | grep -v '^#' | sed 's/+[a-z0-9.]*$$//'; } > constraints.txt
+	$(BIN)/python scripts/lock.py
 
 # The browser tests' Chromium: Debian's package where apt-get can install it, else Playwright's own build (Ubuntu,
 # whose chromium is a snap; macOS; other Linux distributions: a download from Playwright's servers into its cache).
