@@ -1,10 +1,11 @@
 import itertools
 
+import keras
 import numpy as np
 import pytest
 
 import vitlib
-from vitlib import analysis
+from vitlib import analysis, training
 
 
 def softmax(x):
@@ -188,3 +189,23 @@ def test_untrained_copy_has_the_configuration_and_fresh_seeded_weights():
 
 # Notebook 07's recipe learning the grid (similarity falling with distance, a clear locality gap, none untrained) is
 # asserted in the notebook itself, which CI runs: its seed-0 model is the one a test here used to train a second time.
+
+
+def test_layout_tracker_logs_the_gap_every_epoch_and_keeps_tables_at_its_epochs(tmp_path):
+    config = training.recipe("translated_digits_patches", epochs=3, warmup_epochs=0, jit_compile="auto",
+                             track_layout=True, keep="last", model={"hidden_size": 16, "depth": 1, "num_heads": 2,
+                                                                  "mlp_dim": 16})
+    result = training.train(config, tmp_path / "run", verbose=0)
+    gaps = result["history"]["locality_gap"]
+    tables = analysis.read_snapshots(tmp_path / "run" / "layout.npz")
+    assert len(gaps) == 3 and sorted(tables) == ["epoch_0", "epoch_1", "epoch_2", "epoch_3"]  # 0, 1, 2 and the last
+    last = keras.saving.load_model(tmp_path / "run" / "last.keras")
+    grid = last.config.grid_size
+    np.testing.assert_allclose(tables["epoch_3"], keras.ops.convert_to_numpy(
+        last.get_layer("position_embedding").embeddings))
+    assert gaps[-1] == pytest.approx(analysis.locality_gap(analysis.position_similarity(last, grid)), abs=1e-6)
+    assert gaps[0] == pytest.approx(analysis.locality_gap(analysis.position_similarity(tables["epoch_1"], grid)),
+                                    abs=1e-6)
+    assert not np.allclose(tables["epoch_0"], tables["epoch_3"])  # the table before training is kept, not the last
+    with pytest.raises(FileNotFoundError, match="track_layout=True"):
+        analysis.read_snapshots(tmp_path / "nothing.npz")

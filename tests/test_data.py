@@ -205,8 +205,32 @@ def test_centred_digits_sit_in_the_middle_of_the_canvas():
     assert centred.x_test[:, :2].sum() == 0 and centred.x_test[:, 10:].sum() == 0
 
 
+@pytest.mark.backend_independent
+def test_centred_digits_data_set_is_the_translated_digits_control():
+    centred = data.load_dataset("centred_digits", seed=2, canvas_size=12)
+    moved = data.load_dataset("translated_digits", seed=2, canvas_size=12)
+    assert centred.name == "centred_digits" and centred.image_shape == moved.image_shape and centred.train_map is None
+    for split in ("train", "val", "test"):  # the same digits with the same labels, only their place differs
+        np.testing.assert_array_equal(getattr(centred, f"y_{split}"), getattr(moved, f"y_{split}"))
+        np.testing.assert_allclose(getattr(centred, f"x_{split}").sum((1, 2, 3)), getattr(moved, f"x_{split}").sum((1, 2, 3)),
+                                   rtol=1e-6)
+    np.testing.assert_array_equal(centred.x_test[:, 2:10, 2:10], data.load_dataset("digits", seed=2).x_test)
+
+
+@pytest.mark.backend_independent
+def test_shuffled_labels_keep_the_images_and_the_label_counts_but_not_the_pairs():
+    plain = data.load_dataset("digits")
+    shuffled = plain.with_shuffled_labels(seed=0)
+    np.testing.assert_array_equal(shuffled.x_train, plain.x_train)
+    np.testing.assert_array_equal(np.bincount(shuffled.y_train), np.bincount(plain.y_train))
+    assert np.mean(shuffled.y_train == plain.y_train) < 0.2  # about one in ten by chance
+    np.testing.assert_array_equal(shuffled.y_test, plain.y_test)  # what the model is judged on stays true
+    np.testing.assert_array_equal(plain.with_shuffled_labels(seed=0).y_train, shuffled.y_train)
+
+
 @pytest.mark.parametrize("call, message", [
     (lambda: data.load_dataset("translated_digits", canvas_size=6), "canvas_size=6 is smaller than the 8x8"),
+    (lambda: data.load_dataset("centred_digits", canvas_size=4), "canvas_size=4 is smaller"),
     (lambda: data.load_dataset("digits", canvas_size=16), "canvas_size does not apply to 'digits'"),
     (lambda: data.place_digits(np.zeros((2, 8, 8)), 16), r"must be \(n, height, width, channels\)"),
     (lambda: data.load_dataset("translated_digits", step=0), "step must be a positive integer"),

@@ -537,6 +537,11 @@ def test_cli_trains_translated_digits_with_their_recipe_and_canvas(monkeypatch, 
     assert cli.main(["--recipe", "translated_digits_patches"]) == 0  # the recipe's own data set
     assert configs[-1].dataset_options == {"canvas_size": 12} and configs[-1].model["stem"] == "patch"
     assert configs[-1].jit_compile == "xla"  # as notebook 07 trains it: the same numbers from the command line
+    # notebook 07's controls, each one option on the recipe's command (scripts/train_notebook_models.py)
+    assert cli.main(["--recipe", "translated_digits_patches", "--dataset", "centred_digits"]) == 0
+    assert configs[-1].dataset == "centred_digits" and configs[-1].dataset_options == {"canvas_size": 12}
+    assert cli.main(["--recipe", "translated_digits_patches", "--shuffle-labels", "--no-track-layout"]) == 0
+    assert configs[-1].shuffle_labels and not configs[-1].track_layout and not configs[-2].shuffle_labels
 
 
 def test_cli_refuses_an_output_path_it_cannot_use_in_one_line(tmp_path, capsys):
@@ -576,7 +581,19 @@ def test_translated_digits_train_with_a_fresh_placement_every_epoch(tmp_path, mo
                              model={"hidden_size": 16, "depth": 1, "num_heads": 2, "mlp_dim": 16})
     result = training.train(config, tmp_path, verbose=0)
     assert seen[0] is not None and all(f is None for f in seen[1:])  # training data only, tests untouched
-    assert result["train_images"] == 1295 + 143 and 0 <= result["test_accuracy"] <= 1
+    assert result["train_images"] == 1295 and 0 <= result["test_accuracy"] <= 1  # validation held out
+
+
+def test_shuffle_labels_trains_on_permuted_labels_and_tests_on_true_ones(tmp_path, monkeypatch):
+    labels = []
+    original = data_module.make_pipeline
+    monkeypatch.setattr(training, "make_pipeline", lambda x, y, *a, **k: labels.append(y) or original(x, y, *a, **k))
+    config = training.recipe("digits", epochs=1, warmup_epochs=0, shuffle_labels=True, seed=3,
+                             model={"hidden_size": 16, "depth": 1, "num_heads": 2, "mlp_dim": 16})
+    training.train(config, tmp_path, verbose=0)
+    digits = data_module.load_dataset("digits", seed=3).with_validation_in_training()
+    np.testing.assert_array_equal(labels[0], digits.with_shuffled_labels(3).y_train)
+    assert np.mean(labels[0] == digits.y_train) < 0.2
 
 
 def test_a_model_saved_with_the_recipes_optimiser_loads_after_a_plain_import_vitlib(tmp_path):

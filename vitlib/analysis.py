@@ -5,14 +5,18 @@
 - ``attention_rollout`` / ``rollout_map``: which patches the class token draws on, through all layers;
 - ``mean_attention_distance``: how far each head looks, in pixels (Fig. 7, right);
 - ``filter_components``: principal components of the patch-embedding filters (Fig. 7, left);
-- ``untrained_copy``: the same architecture with fresh random weights, the control for every analysis above.
+- ``untrained_copy``: the same architecture with fresh random weights, the control for every analysis above;
+- ``LayoutTracker``: the locality gap after every epoch of training, and the whole table at a few epochs.
 
 Attention maps come from ``vitlib.attention_weights(model, images)``: a list of (B, heads, T, T) arrays.
 """
+from pathlib import Path
+
 import keras
 import numpy as np
 
 from vitlib import _checks
+from vitlib.backup import replace_atomically
 
 
 def position_similarity(embeddings, grid_size, num_prefix_tokens=None):
@@ -70,6 +74,48 @@ def locality_gap(similarity, near=1, far=3):
         raise ValueError(f"Need 0 < near < far and pairs at least far={far} patches apart on a {rows}x{cols} grid, "
                          f"got near={near}, far={far}.")
     return float(similarity[distance == near].mean() - similarity[distance >= far].mean())
+
+
+class LayoutTracker(keras.callbacks.Callback):
+    """Watch the position embeddings learn the layout while a model trains (a Keras callback).
+
+    After every epoch it puts the :func:`locality_gap` of ``vit``'s position embeddings into the epoch's logs
+    (``locality_gap``: a column of ``history.csv`` when it comes before a ``CSVLogger``), and at the epochs in
+    ``snapshots`` (0: before training) it keeps the whole table in ``path``, a ``.npz`` file that
+    :func:`read_snapshots` reads. An epoch that runs again (a resumed run) replaces its snapshot.
+    """
+
+    def __init__(self, vit, path, snapshots=(0, 1, 2, 5, 10, 20, 40)):
+        super().__init__()
+        self.vit, self.path, self.snapshots = vit, Path(path), {int(e) for e in snapshots}
+        self.grid_size = vit.config.grid_size
+
+    def on_train_begin(self, logs=None):
+        if 0 in self.snapshots and "epoch_0" not in read_snapshots(self.path, missing_ok=True):
+            self._snapshot(0)  # before the first step; a resumed run keeps the one its first start took
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["locality_gap"] = locality_gap(position_similarity(self.vit, self.grid_size))
+        if epoch + 1 in self.snapshots or epoch + 1 == self.params.get("epochs"):
+            self._snapshot(epoch + 1)
+
+    def _snapshot(self, epoch):
+        tables = read_snapshots(self.path, missing_ok=True)
+        tables[f"epoch_{epoch}"] = keras.ops.convert_to_numpy(self.vit.get_layer("position_embedding").embeddings)
+        replace_atomically(self.path, lambda target: np.savez(target, **tables))
+
+
+def read_snapshots(path, missing_ok=False):
+    """The position tables a :class:`LayoutTracker` kept: ``{"epoch_0": (1, T, D) array, ...}``."""
+    path = Path(path)
+    if not path.exists():
+        if missing_ok:
+            return {}
+        raise FileNotFoundError(f"No snapshots at {path}: train with track_layout=True (python -m vitlib.train "
+                                "--track-layout) to write them.")
+    with np.load(path) as saved:
+        return {name: saved[name] for name in saved.files}
 
 
 def _as_similarity_grid(similarity):

@@ -26,6 +26,7 @@ from vitlib.images import (  # noqa: F401  (re-exported)
 _CLASS_NAMES = {
     "digits": [str(i) for i in range(10)],
     "translated_digits": [str(i) for i in range(10)],
+    "centred_digits": [str(i) for i in range(10)],
     "position": ["top-left", "top-right", "bottom-left", "bottom-right"],
     "mnist": [str(i) for i in range(10)],
     "fashion_mnist": ["T-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "boot"],
@@ -68,6 +69,11 @@ class Dataset:
         return dataclasses.replace(self, x_train=np.concatenate([self.x_train, self.x_val]),
                                    y_train=np.concatenate([self.y_train, self.y_val]),
                                    x_val=self.x_val[:0], y_val=self.y_val[:0])
+
+    def with_shuffled_labels(self, seed=0):
+        """The same data set with its training labels permuted at random (a control: the same images, labels that
+        carry no information about them); validation and test labels stay true, so accuracy there shows chance."""
+        return dataclasses.replace(self, y_train=np.random.default_rng(seed).permutation(self.y_train))
 
     def resized(self, image_size):
         """The same data set with every image resized to ``image_size`` (bilinear; e.g. 16: digits at twice their
@@ -151,6 +157,14 @@ def _translated_digits(seed, validation_fraction, test_fraction, canvas_size=16,
                                train_map=functools.partial(random_placement, step=step))
 
 
+@register_dataset("centred_digits")
+def _centred_digits(seed, validation_fraction, test_fraction, canvas_size=16):
+    """The control for "translated_digits": the same splits of the same digits on the same canvas, each always in
+    the middle (notebook 07)."""
+    centred = centred_on_canvas(_digits(seed, validation_fraction, test_fraction), canvas_size)
+    return dataclasses.replace(centred, name="centred_digits")
+
+
 @register_dataset("position")
 def _position(seed, validation_fraction, test_fraction):
     x, y = position_task(4000, seed=seed)
@@ -173,10 +187,11 @@ def load_dataset(name="digits", validation_fraction=0.1, test_fraction=0.2, seed
 
     ``"digits"`` (scikit-learn's 8x8 handwritten digits, 1797 images, embedded: the default),
     ``"translated_digits"`` (the same digits, each pasted at a random place on a black ``canvas_size`` square
-    canvas (default 16), at offsets that are multiples of ``step`` (default 1), a new place every training epoch)
-    and ``"position"`` (the generated quadrant task of notebook 03) need no network. ``"mnist"``,
-    ``"fashion_mnist"``, ``"cifar10"`` and ``"cifar100"`` come from ``keras.datasets``: downloaded once, then read
-    from the cache; their own test split is kept. The validation split always comes out of the training data, so
+    canvas (default 16), at offsets that are multiples of ``step`` (default 1), a new place every training epoch),
+    ``"centred_digits"`` (the same digits in the middle of that canvas: the control) and ``"position"`` (the
+    generated quadrant task of notebook 03) need no network. ``"mnist"``, ``"fashion_mnist"``, ``"cifar10"`` and
+    ``"cifar100"`` come from ``keras.datasets``: downloaded once, then read from the cache; their own test split is
+    kept. The validation split always comes out of the training data, so
     the test split is never used for tuning. ``options`` go to the data set's loader (e.g. ``canvas_size``).
     """
     _checks.choice("dataset name", name, tuple(DATASETS))

@@ -26,9 +26,10 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m vitlib.train", description=__doc__.split("\n")[0])
     parser.add_argument("--dataset", choices=list(data.DATASETS),
                         help="default: the --recipe's, else digits. digits (embedded), translated_digits (the digits "
-                             "at random places on a larger canvas, embedded), position (generated); the others download "
-                             "once from keras.datasets")
-    parser.add_argument("--canvas-size", type=int, help="translated_digits: the canvas' side in pixels (default 16)")
+                             "at random places on a larger canvas, embedded), centred_digits (the same in its middle), "
+                             "position (generated); the others download once from keras.datasets")
+    parser.add_argument("--canvas-size", type=int,
+                        help="translated_digits, centred_digits: the canvas' side in pixels (default 16)")
     parser.add_argument("--recipe", choices=list(recipes.RECIPES),
                         help="recipe to start from (default: the data set's own, else digits)")
     parser.add_argument("--out", default=None, help="output folder (default runs/DATASET)")
@@ -42,6 +43,11 @@ def main(argv=None):
     parser.add_argument("--keep", choices=["best", "last"], help="the model tested: best by validation accuracy, or last epoch")
     parser.add_argument("--train-on-validation", action=argparse.BooleanOptionalAction,
                         help="train on the validation images too (the final run of a fixed recipe; tests the last epoch)")
+    parser.add_argument("--shuffle-labels", action="store_true", default=None,
+                        help="a control: permute the training labels at random, so that there is nothing to learn")
+    parser.add_argument("--track-layout", action=argparse.BooleanOptionalAction,
+                        help="write the position embeddings' locality gap after every epoch into history.csv, and "
+                             "their tables at a few epochs into OUT/layout.npz")
     parser.add_argument("--variant", help="model variant such as Ti/4; default: the recipe's custom model")
     parser.add_argument("--stem", choices=list(stems.STEMS),
                         help="tokenizer: plain patches, a conv stem (hybrid) or shifted patch tokenization; "

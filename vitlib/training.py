@@ -15,6 +15,7 @@ import keras
 import numpy as np
 
 from vitlib import _checks, _compiled, backup, multiworker, progress
+from vitlib.analysis import LayoutTracker
 from vitlib.data import DatasetUnavailableError, augmentation, load_dataset, make_pipeline  # noqa: F401  (re-exported)
 from vitlib.devices import distribution_size, gpu_available, resolve_jit, resolve_precision, resolve_strategy  # noqa: F401
 from vitlib.distill import DistillationLoss, distillation_model, small_cnn, student_accuracy  # noqa: F401  (re-exported)
@@ -127,7 +128,7 @@ def _train(config, out, verbose, data):
     strategy = resolve_strategy(config.strategy) if keras.backend.backend() == "tensorflow" else None
     out = multiworker.folder(out) if multiworker.active(strategy) else out
     if not (out / "backup").exists():  # nothing to resume: a fresh run, so forget any earlier finished one
-        for name in ("history.csv", "best.keras", "last.keras", "metrics.json", "teacher.keras"):
+        for name in ("history.csv", "best.keras", "last.keras", "metrics.json", "teacher.keras", "layout.npz"):
             (out / name).unlink(missing_ok=True)
     keras.utils.set_random_seed(config.seed)
     previous_policy = keras.config.dtype_policy().name
@@ -139,6 +140,8 @@ def _train(config, out, verbose, data):
             data = data.resized(config.image_size)
         if config.train_on_validation:  # the recipe is fixed: its validation images become training images
             data = data.with_validation_in_training()
+        if config.shuffle_labels:  # the control with nothing to learn: same images, labels that say nothing
+            data = data.with_shuffled_labels(config.seed)
         # Batches of one size (the left-over images change each epoch, as the data is reshuffled): even over replicas.
         drop_remainder = len(data.y_train) >= config.batch_size
         steps_per_epoch = len(data.y_train) // config.batch_size if drop_remainder else 1
@@ -188,6 +191,7 @@ def _train(config, out, verbose, data):
         callbacks = [  # the backup last: an epoch counts as done only once its row and best model are written
             SaveBest(vit, out / "best.keras", best=best_so_far, staged=True),
             keras.callbacks.TerminateOnNaN(),
+            *([LayoutTracker(vit, out / "layout.npz")] if config.track_layout else []),  # before the CSV row
             keras.callbacks.CSVLogger(str(out / "history.csv"), append=True),
             backup.Backup(str(out / "backup"), staged_files=[out / "best.keras"]),
         ]
