@@ -175,3 +175,73 @@ def filter_components_figure(components, explained=None, columns=7, title="princ
                 spine.set(edgecolor="0.35", linewidth=1.0)
     fig.get_layout_engine().set(w_pad=0.06, h_pad=0.06, wspace=0.08, hspace=0.08)
     return fig
+
+
+def similarity_mosaic(similarity):
+    """All the maps of a (rows, cols, rows, cols) similarity array tiled into one image, patch (r, c)'s map at
+    block (r, c), one blank (NaN) pixel between blocks: the whole of :func:`similarity_grid_figure` in one picture."""
+    similarity = np.asarray(similarity, dtype="float64")
+    if similarity.ndim != 4:
+        raise ValueError(f"similarity must be (rows, cols, rows, cols), got shape {similarity.shape}.")
+    rows, cols = similarity.shape[:2]
+    mosaic = np.full((rows * (rows + 1) - 1, cols * (cols + 1) - 1), np.nan)
+    for r in range(rows):
+        for c in range(cols):
+            mosaic[r * (rows + 1):r * (rows + 1) + rows, c * (cols + 1):c * (cols + 1) + cols] = similarity[r, c]
+    return mosaic
+
+
+def similarity_snapshots_figure(snapshots, title="position embedding similarity as training goes on", vmin=None):
+    """Several similarity arrays side by side on one colour scale, e.g. one model after 0, 5, 20 and 120 epochs.
+    ``snapshots``: ``{panel title: (rows, cols, rows, cols) similarity}``; each panel tiles every patch's map at
+    the patch's place (:func:`similarity_mosaic`)."""
+    if not snapshots:
+        raise ValueError("Give at least one similarity array, as {title: array}.")
+    mosaics = {name: similarity_mosaic(s) for name, s in snapshots.items()}
+    low = min(float(np.nanmin(m)) for m in mosaics.values()) if vmin is None else float(vmin)
+    fig = Figure(figsize=(2.6 * len(mosaics) + 0.8, 3.0), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(mosaics)))
+    for ax, (name, mosaic) in zip(axes, mosaics.items()):
+        im = ax.imshow(mosaic, vmin=low, vmax=1, cmap="viridis", interpolation="nearest")
+        ax.set_title(name, fontsize=9)
+        ax.set_xticks([]), ax.set_yticks([])
+    fig.colorbar(im, ax=axes, shrink=0.8, label="cosine similarity")
+    fig.suptitle(title)
+    return fig
+
+
+def layout_emergence_figure(curves, accuracy=None, untrained=None, title="the layout forms as the model learns"):
+    """The locality gap while training goes on. Left: against epochs, one line per model (the mean over seeds, a
+    band from the lowest to the highest seed). Right (with ``accuracy``): against the validation accuracy of the
+    same epochs, one line per seed of the first model.
+
+    ``curves``: ``{label: gaps}`` with gaps (seeds, epochs), the gap after epochs 1, 2, ... (``history.csv``'s
+    ``locality_gap``); ``accuracy``: (seeds, epochs) validation accuracy of the first model; ``untrained``: the
+    gaps of untrained models, drawn as a grey band from their lowest to their highest."""
+    fig = Figure(figsize=(10 if accuracy is not None else 5.6, 3.6), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, 2 if accuracy is not None else 1))
+    for label, gaps in curves.items():
+        gaps = np.atleast_2d(np.asarray(gaps, dtype="float64"))
+        epochs = np.arange(1, gaps.shape[1] + 1)
+        seeds = f" ({len(gaps)} seeds)" if len(gaps) > 1 else ""
+        line, = axes[0].plot(epochs, gaps.mean(0), label=label + seeds)
+        if len(gaps) > 1:
+            axes[0].fill_between(epochs, gaps.min(0), gaps.max(0), color=line.get_color(), alpha=0.2, lw=0)
+    axes[0].set(xlabel="epoch", ylabel="locality gap", title="against training time")
+    if accuracy is not None:
+        first = np.atleast_2d(np.asarray(next(iter(curves.values())), dtype="float64"))
+        accuracy = np.atleast_2d(np.asarray(accuracy, dtype="float64"))
+        if accuracy.shape != first.shape:
+            raise ValueError(f"accuracy has shape {accuracy.shape}, the first model's gaps {first.shape}: give the "
+                             "validation accuracy of the same seeds and epochs.")
+        for s, (acc, gap) in enumerate(zip(accuracy, first)):
+            axes[1].plot(100 * acc, gap, marker="o", ms=2, lw=0.8, alpha=0.8, label=f"seed {s}" if len(first) > 1 else None)
+        axes[1].set(xlabel="validation accuracy (%)", ylabel="locality gap", title=f"{next(iter(curves))}: against accuracy")
+    for ax in axes:
+        if untrained is not None:
+            low, high = float(np.min(untrained)), float(np.max(untrained))
+            ax.axhspan(min(low, -0.005), max(high, 0.005), color="grey", alpha=0.35, lw=0, label="untrained")
+        ax.axhline(0, color="grey", lw=0.6)
+        ax.legend(fontsize=8)
+    fig.suptitle(title)
+    return fig

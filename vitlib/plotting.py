@@ -181,5 +181,8 @@ from vitlib.analysis_figures import (  # noqa: E402, F401  (re-exported: every f
     distance_curve_figure,
     filter_components_figure,
     filters_figure,
+    layout_emergence_figure,
     similarity_grid_figure,
+    similarity_mosaic,
+    similarity_snapshots_figure,
 )
