@@ -1,31 +1,75 @@
 """vitlib: the Vision Transformer (Dosovitskiy et al. 2021) built one concept at a time, in Keras 3.
 
-Modules in reading order (CONTRIBUTING.md has the picture):
-patches -> stems -> embeddings -> attention -> encoder (+ fast) -> model -> costs -> images, data, pipeline
--> recipes, devices, distill, training (+ backup) -> resolution, experiments -> analysis
--> pretrained; plotting and widgets (matplotlib, ipywidgets) load only when used; exercises for the notebooks.
+The paper's modules, in reading order: patches -> stems -> embeddings -> attention -> encoder -> model -> costs.
+The machinery, in sub-packages: data (images, data sets, input pipelines), training (recipes, the loop, devices,
+resumable runs, experiments), speed (the opt-in speed layer), inspection (analysis, figures, widgets), exercises,
+weights (pretrained checkpoints, the PyTorch port). CONTRIBUTING.md has the picture. This file is the one facade: the
+names a notebook uses most, each defined in the module named beside it.
 """
-from vitlib._quiet import import_tensorflow_quietly
+import contextlib
+import importlib
+import os
+import sys
 
-import_tensorflow_quietly()
 
-import importlib  # noqa: E402
+@contextlib.contextmanager
+def _stderr_silenced():
+    saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
 
-from vitlib.attention import ATTENTIONS, MultiHeadSelfAttention, scaled_dot_product_attention  # noqa: E402
+
+def _import_tensorflow_quietly():
+    """TensorFlow prints CUDA and CPU-feature notes to stderr from C++ before it reads TF_CPP_MIN_LOG_LEVEL. When the
+    user asked for quiet (TF_CPP_MIN_LOG_LEVEL >= 2), import and initialise it with file descriptor 2 sent to
+    /dev/null, so notebooks stay clean. Python exceptions are not affected."""
+    wants_quiet = os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") in ("2", "3")
+    uses_tf = os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow"
+    several_workers = "TF_CONFIG" in os.environ  # multi-worker training must start TensorFlow's runtime itself
+    if not (wants_quiet and uses_tf) or several_workers or "tensorflow" in sys.modules:
+        return
+    try:
+        with _stderr_silenced():
+            import tensorflow as tf
+
+            if not tf.config.list_physical_devices("GPU"):
+                # On a machine without a GPU, XLA's first compilation logs a harmless "failed call to cuInit" error;
+                # compile one tiny function now, silenced. (This starts the TensorFlow runtime: to split the CPU into
+                # logical devices, do it before importing vitlib.)
+                tf.function(lambda x: x + 1, jit_compile=True)(tf.constant(1.0))
+    except ImportError:
+        pass  # Keras reports a missing backend itself
+
+
+_import_tensorflow_quietly()
+
+from vitlib import costs  # noqa: E402
+from vitlib.attention import (  # noqa: E402
+    ATTENTION_IMPLS,
+    ATTENTION_POSITIONS,
+    ATTENTIONS,
+    MultiHeadSelfAttention,
+    register_attention,
+    scaled_dot_product_attention,
+)
+from vitlib.data.datasets import load_dataset  # noqa: E402
+from vitlib.data.images import sample_image  # noqa: E402
 from vitlib.embeddings import (  # noqa: E402
     POSITION_EMBEDDINGS,
-    STEMS,
+    POSITION_RESIZES,
     ClassToken,
-    ConvStem,
-    PatchEmbedding,
     PositionEmbedding,
-    ShiftedPatchEmbedding,
-    TokenStem,
     resize_position_embeddings,
     sincos_1d,
     sincos_2d,
 )
 from vitlib.encoder import EncoderBlock, MLPBlock, StochasticDepth  # noqa: E402
+from vitlib.exercises.checker import check, solution  # noqa: E402
 from vitlib.model import (  # noqa: E402
     POOLS,
     VARIANTS,
@@ -45,28 +89,29 @@ from vitlib.patches import (  # noqa: E402
     patch_grid,
     patches_to_images,
 )
+from vitlib.stems import STEMS, ConvStem, PatchEmbedding, ShiftedPatchEmbedding, TokenStem, register_stem  # noqa: E402
+
+# Registered Keras objects that a model saved with the recipes' schedule, loss or speed layer needs to load after a
+# plain `import vitlib`.
+for _module in ("vitlib.speed.adamw", "vitlib.speed.gradients", "vitlib.training.distill", "vitlib.training.schedule"):
+    importlib.import_module(_module)
 
 __version__ = "0.1.0"
 
-# Submodules: those without heavy dependencies are imported now (schedule and distill register what a saved,
-# compiled model needs to load); plotting and widgets (matplotlib, ipywidgets), training and the PyTorch port on
-# first use (vitlib.plotting works as usual), so that `import vitlib` stays light.
-from vitlib import analysis, costs, data, distill, exercises, fast, pretrained, schedule  # noqa: E402
-from vitlib.exercises import check, solution  # noqa: E402
-
-_LAZY = ("plotting", "widgets", "training", "recipes", "devices", "resolution", "experiments", "torch_vit", "progress", "backup")
+_SUBPACKAGES = ("data", "training", "speed", "inspection", "exercises", "weights")
 
 __all__ = [
-    "ATTENTIONS", "POOLS", "POSITION_EMBEDDINGS", "STEMS", "VARIANTS", "ClassToken", "ConvStem", "EncoderBlock",
-    "MLPBlock", "MultiHeadSelfAttention", "PatchEmbedding", "Patches", "PositionEmbedding", "ShiftedPatchEmbedding",
-    "StochasticDepth", "TokenPool", "TokenStem", "ViTConfig", "VisionTransformer", "attention_weights", "build_vit",
-    "check", "encoder_blocks", "extract_patches", "identity_patch_kernel", "num_patches", "parse_variant", "patch_grid",
-    "patches_to_images", "solution", "resize_position_embeddings", "scaled_dot_product_attention", "sincos_1d", "sincos_2d",
-    "analysis", "costs", "data", "distill", "exercises", "fast", "pretrained", "schedule", *_LAZY,
+    "ATTENTIONS", "ATTENTION_IMPLS", "ATTENTION_POSITIONS", "POOLS", "POSITION_EMBEDDINGS", "POSITION_RESIZES", "STEMS",
+    "VARIANTS", "ClassToken", "ConvStem", "EncoderBlock", "MLPBlock", "MultiHeadSelfAttention", "PatchEmbedding",
+    "Patches", "PositionEmbedding", "ShiftedPatchEmbedding", "StochasticDepth", "TokenPool", "TokenStem", "ViTConfig",
+    "VisionTransformer", "attention_weights", "build_vit", "check", "costs", "encoder_blocks", "extract_patches",
+    "identity_patch_kernel", "load_dataset", "num_patches", "parse_variant", "patch_grid", "patches_to_images",
+    "register_attention", "register_stem", "resize_position_embeddings", "sample_image", "scaled_dot_product_attention",
+    "sincos_1d", "sincos_2d", "solution", *_SUBPACKAGES,
 ]
 
 
-def __getattr__(name):
-    if name in _LAZY:
+def __getattr__(name):  # vitlib.inspection, vitlib.weights: imported on first use (matplotlib, ipywidgets, PyTorch)
+    if name in _SUBPACKAGES:
         return importlib.import_module(f"vitlib.{name}")
     raise AttributeError(f"module 'vitlib' has no attribute {name!r}")

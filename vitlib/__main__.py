@@ -26,7 +26,7 @@ def report():
     ]
     for package in ("tensorflow", "jax", "torch", "numpy", "matplotlib", "ipywidgets", "jupyterlab"):
         lines.append(f"{package:<11} {_version(package)}")
-    from vitlib.devices import devices
+    from vitlib.training.devices import devices
 
     gpus = devices(backend)
     lines.append(f"GPUs        {', '.join(gpus) if gpus else f'none found by {backend}: training runs on the CPU'}")

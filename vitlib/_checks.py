@@ -77,13 +77,12 @@ def heads_divide(width, num_heads):
         )
 
 
-def sincos_width(kind, width):
-    """Fixed sin-cos tables split the width into sin/cos pairs: 2 parts in 1-D, 4 (two per axis) in 2-D."""
-    parts = {"sincos1d": 2, "sincos2d": 4}.get(kind)
-    if parts and width % parts:
+def width_multiple(kind, width, multiple):
+    """A position embedding ``kind`` whose table splits the width into ``multiple`` parts (sin-cos pairs)."""
+    if width % multiple:
         raise ValueError(
-            f"pos_embedding={kind!r} needs a width (hidden_size) divisible by {parts}, got {width}. "
-            f"Use {width + (-width) % parts}."
+            f"pos_embedding={kind!r} needs a width (hidden_size) divisible by {multiple}, got {width}. "
+            f"Use {width + (-width) % multiple}."
         )
 
 

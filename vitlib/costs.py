@@ -2,6 +2,7 @@
 
 Counts follow the layers of :mod:`vitlib.model`; tests check ``parameter_count`` against built models.
 """
+from vitlib.embeddings import POSITION_EMBEDDINGS
 from vitlib.model import ViTConfig
 
 
@@ -22,8 +23,8 @@ def parameter_count(config=None, **kwargs):
     if embed is None:
         raise ValueError("parameter_count covers stem='patch' only; build the model and call count_params().")
     tokens = c.num_tokens
-    cls = d if c.pool == "token" else 0
-    pos = tokens * d if c.pos_embedding == "learned" else 0
+    cls = c.num_prefix_tokens * d
+    pos = tokens * d if POSITION_EMBEDDINGS[c.pos_embedding].learned else 0
     block = 2 * d + 4 * (d * d + d) + 2 * d + (d * c.mlp_dim + c.mlp_dim) + (c.mlp_dim * d + d)
     head = d * c.num_classes + c.num_classes
     return embed + cls + pos + c.depth * block + 2 * d + head

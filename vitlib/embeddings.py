@@ -2,18 +2,19 @@
 
     z0 = [x_class; x_p^1 E; ...; x_p^N E] + E_pos
 
-(the patch embeddings x_p E come from a stem, :mod:`vitlib.stems`). ``POSITION_EMBEDDINGS`` is the registry of
-position embedding kinds: name -> the function that makes its fixed table, or ``None`` for a learned one
-(``"learned"``) or none at all (``"none"``).
+(the patch embeddings x_p E come from a stem, :mod:`vitlib.stems`). Two registries: ``POSITION_EMBEDDINGS``, the
+kinds of E_pos (name -> :class:`PositionTable`: a fixed table, a learned one, or none), and ``POSITION_RESIZES``, how a
+learned table reaches a new patch grid (Sec. 3.2). Schemes that act inside attention (RoPE) have their own registry,
+``vitlib.attention.ATTENTION_POSITIONS``.
 """
 import math
+import typing
 
 import keras
 import numpy as np
 from keras import layers, ops
 
 from vitlib import _checks
-from vitlib.stems import STEMS, ConvStem, PatchEmbedding, ShiftedPatchEmbedding, TokenStem  # noqa: F401  (re-exported)
 
 
 @keras.saving.register_keras_serializable(package="vitlib")
@@ -38,7 +39,7 @@ def sincos_1d(num_positions, dim, temperature=10000.0):
     """Transformer sin-cos table (Vaswani et al. 2017) for positions 0..num_positions-1: (num_positions, dim).
     Sines fill the first half of the channels and cosines the second."""
     dim = _checks.positive_int("dim", dim)
-    _checks.sincos_width("sincos1d", dim)
+    _checks.width_multiple("sincos1d", dim, 2)
     omega = 1.0 / temperature ** (np.arange(dim // 2) / (dim // 2))
     angles = np.arange(num_positions)[:, None] * omega[None, :]
     return np.concatenate([np.sin(angles), np.cos(angles)], axis=1).astype("float32")
@@ -49,7 +50,7 @@ def sincos_2d(grid_size, dim, temperature=10000.0):
     channels encodes sin/cos of the column, a quarter sin/cos of the row (as in big_vision and MAE)."""
     rows, cols = _checks.int_pair("grid_size", grid_size)
     dim = _checks.positive_int("dim", dim)
-    _checks.sincos_width("sincos2d", dim)
+    _checks.width_multiple("sincos2d", dim, 4)
     y, x = np.mgrid[:rows, :cols]
     omega = 1.0 / temperature ** (np.arange(dim // 4) / (dim // 4))
     y = y.reshape(-1)[:, None] * omega[None, :]
@@ -57,12 +58,19 @@ def sincos_2d(grid_size, dim, temperature=10000.0):
     return np.concatenate([np.sin(x), np.cos(x), np.sin(y), np.cos(y)], axis=1).astype("float32")
 
 
-# name -> the fixed (rows·cols, dim) table for a grid, or None: "learned" starts random and is trained, "none" adds nothing
+class PositionTable(typing.NamedTuple):
+    """How a kind of position embedding makes its table E_pos (an entry of ``POSITION_EMBEDDINGS``)."""
+
+    fixed: typing.Callable = None  # (grid, dim) -> the fixed (rows·cols, dim) table; None: learned, or no table
+    learned: bool = False          # a trainable table, drawn at random and learned
+    width_multiple: int = 1        # the width D must be a multiple of this (sin-cos tables pair sines with cosines)
+
+
 POSITION_EMBEDDINGS = {
-    "learned": None,
-    "sincos1d": lambda grid, dim: sincos_1d(grid[0] * grid[1], dim),
-    "sincos2d": sincos_2d,
-    "none": None,
+    "learned": PositionTable(learned=True),
+    "sincos1d": PositionTable(lambda grid, dim: sincos_1d(grid[0] * grid[1], dim), width_multiple=2),
+    "sincos2d": PositionTable(sincos_2d, width_multiple=4),
+    "none": PositionTable(),
 }
 
 
@@ -91,19 +99,19 @@ class PositionEmbedding(layers.Layer):
                 f"{self.name} was set up for {self.num_prefix_tokens} + {rows}x{cols} = {expected} tokens, "
                 f"got inputs of shape {tuple(input_shape)}. Use grid_size matching the patch grid."
             )
-        dim = input_shape[-1]
-        if self.kind == "none":
+        dim, kind = input_shape[-1], POSITION_EMBEDDINGS[self.kind]
+        if kind.fixed is None and not kind.learned:
             self.embeddings = None
             return
-        _checks.sincos_width(self.kind, dim)
-        if self.kind == "learned":
+        _checks.width_multiple(self.kind, dim, kind.width_multiple)
+        if kind.learned:
             init = keras.initializers.RandomNormal(stddev=0.02)
         else:
-            table = POSITION_EMBEDDINGS[self.kind]((rows, cols), dim)
+            table = kind.fixed((rows, cols), dim)
             table = np.concatenate([np.zeros((self.num_prefix_tokens, dim), "float32"), table])
             init = keras.initializers.Constant(table[None])
         self.embeddings = self.add_weight(
-            shape=(1, expected, dim), initializer=init, trainable=self.kind == "learned", name="embeddings"
+            shape=(1, expected, dim), initializer=init, trainable=kind.learned, name="embeddings"
         )
 
     def call(self, tokens):
@@ -117,6 +125,11 @@ class PositionEmbedding(layers.Layer):
     def get_config(self):
         return {**super().get_config(), "kind": self.kind, "grid_size": self.grid_size,
                 "num_prefix_tokens": self.num_prefix_tokens}
+
+
+# How a learned table reaches a new patch grid (Sec. 3.2): name -> the interpolation of resize_position_embeddings, or
+# None for a fresh random table (the naive alternative: what a model without Sec. 3.2's trick would learn again).
+POSITION_RESIZES = {"bilinear": "bilinear", "bicubic": "bicubic", "nearest": "nearest", "reinit": None}
 
 
 def resize_position_embeddings(embeddings, new_grid, *, old_grid=None, num_prefix_tokens=1,
@@ -149,7 +162,7 @@ def resize_position_embeddings(embeddings, new_grid, *, old_grid=None, num_prefi
             f"old_grid {old_grid} holds {old_grid[0] * old_grid[1]} positions but the table has {n} "
             f"(after {num_prefix_tokens} prefix tokens). Check old_grid and num_prefix_tokens."
         )
-    _checks.choice("interpolation", interpolation, ("bilinear", "bicubic", "nearest"))
+    _checks.choice("interpolation", interpolation, tuple(k for k, v in POSITION_RESIZES.items() if v is not None))
     grid = grid.reshape(1, *old_grid, dim)
     if old_grid != new_grid:
         grid = ops.convert_to_numpy(ops.image.resize(grid, new_grid, interpolation=interpolation, antialias=False))

@@ -4,22 +4,23 @@
            -> LayerNorm -> pool (class token or mean of patch tokens) -> linear head -> logits
 """
 import dataclasses
+import inspect
 import re
+import typing
 
 import keras
 import numpy as np
 from keras import layers, ops
 
 from vitlib import _checks
-from vitlib.attention import ATTENTION_IMPLS, ATTENTIONS
+from vitlib.attention import ATTENTION_IMPLS, ATTENTION_POSITIONS, ATTENTIONS
 from vitlib.embeddings import POSITION_EMBEDDINGS, ClassToken, PositionEmbedding
-from vitlib.encoder import EncoderBlock
-from vitlib.fast import norm_layer
+from vitlib.encoder import LAYER_NORM_EPSILON, EncoderBlock
 from vitlib.patches import patch_grid
 from vitlib.stems import STEMS, layer_name
 
 # Table 1 of the paper (B, L, H) and of DeiT (Touvron et al. 2021) for Ti and S:
-# name -> (hidden size D, depth L, heads, MLP size)
+# name -> (hidden size D, depth L, heads, MLP size). A new size is one entry; "M/16" then parses.
 VARIANTS = {
     "Ti": (192, 12, 3, 768),
     "S": (384, 12, 6, 1536),
@@ -27,17 +28,26 @@ VARIANTS = {
     "L": (1024, 24, 16, 4096),
     "H": (1280, 32, 16, 5120),
 }
-# How the image representation y is read from the encoder's output tokens (B, T, D) -> (B, D): the class token's
-# state (Eq. 4; the model then prepends a class token) or the mean of the patch tokens (appendix D.3).
+
+
+class Pool(typing.NamedTuple):
+    """How the image representation y is read from the encoder's output tokens (an entry of ``POOLS``)."""
+
+    read: typing.Callable  # (B, T, D) -> (B, D)
+    class_token: bool      # the model prepends a class token for it to read
+
+
+# The class token's state (Eq. 4) or the mean of the patch tokens (appendix D.3).
 POOLS = {
-    "token": lambda tokens: tokens[:, 0],
-    "gap": lambda tokens: ops.mean(tokens, axis=1),
+    "token": Pool(lambda tokens: tokens[:, 0], class_token=True),
+    "gap": Pool(lambda tokens: ops.mean(tokens, axis=1), class_token=False),
 }
 
 
 def parse_variant(variant):
-    """``"B/16"`` -> ``("B", 16)``."""
-    match = re.fullmatch(r"(Ti|S|B|L|H)/(\d+)", str(variant))
+    """``"B/16"`` -> ``("B", 16)``; the sizes are those of ``VARIANTS``."""
+    sizes = "|".join(map(re.escape, sorted(VARIANTS, key=len, reverse=True)))
+    match = re.fullmatch(rf"({sizes})/(\d+)", str(variant))
     if not match or int(match[2]) == 0:
         raise ValueError(
             f"Unknown variant {variant!r}. Write a size and a patch size like 'B/16' or 'Ti/4'; sizes are "
@@ -67,7 +77,7 @@ class ViTConfig:
     drop_path: float = 0.0
     attention_impl: str = "auto"
     attention: str = "mhsa"
-    custom_gradients: bool = False  # LayerNorm and GELU with hand-written TensorFlow gradients (vitlib.fast)
+    attention_position: str = "none"
     classifier_activation: str = None
     variant: str = None
 
@@ -81,7 +91,7 @@ class ViTConfig:
         patch_grid(self.image_size, self.patch_size)
         _checks.heads_divide(self.hidden_size, self.num_heads)
         _checks.choice("pos_embedding", self.pos_embedding, tuple(POSITION_EMBEDDINGS))
-        _checks.sincos_width(self.pos_embedding, self.hidden_size)
+        _checks.width_multiple(self.pos_embedding, self.hidden_size, POSITION_EMBEDDINGS[self.pos_embedding].width_multiple)
         _checks.choice("pool", self.pool, tuple(POOLS))
         _checks.choice("stem", self.stem, tuple(STEMS))
         for name in ("dropout", "attention_dropout", "drop_path"):
@@ -89,7 +99,12 @@ class ViTConfig:
         _checks.choice("attention_impl", self.attention_impl, tuple(ATTENTION_IMPLS))
         _checks.fused_without_dropout(self.attention_impl, self.attention_dropout)
         _checks.choice("attention", self.attention, tuple(ATTENTIONS))
-        set_("custom_gradients", bool(self.custom_gradients))
+        _checks.choice("attention_position", self.attention_position, tuple(ATTENTION_POSITIONS))
+        takes = inspect.signature(ATTENTIONS[self.attention]).parameters
+        for option in attention_options(self):
+            if option not in takes:
+                raise ValueError(f"attention={self.attention!r} takes no {option!r}: leave it at its default, or use "
+                                 "attention='mhsa'.")
         _checks.choice("classifier_activation", self.classifier_activation, (None, "softmax"))
 
     @property
@@ -102,12 +117,21 @@ class ViTConfig:
         return rows * cols
 
     @property
+    def num_prefix_tokens(self):
+        """Tokens before the patches: the class token, when the pool reads one."""
+        return int(POOLS[self.pool].class_token)
+
+    @property
     def num_tokens(self):
-        return self.num_patches + (self.pool == "token")
+        return self.num_prefix_tokens + self.num_patches
 
     @classmethod
     def from_variant(cls, variant="Ti/16", **overrides):
         """Start from a named variant; keyword arguments that are not None override its values."""
+        unknown = sorted(set(overrides) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise ValueError(f"Unknown ViT option {', '.join(map(repr, unknown))}: the options are the fields of "
+                             f"ViTConfig ({', '.join(f.name for f in dataclasses.fields(cls))}).")
         overrides = {k: v for k, v in overrides.items() if v is not None or k == "classifier_activation"}
         if variant is None:
             missing = [k for k in ("hidden_size", "depth", "num_heads", "mlp_dim", "patch_size") if k not in overrides]
@@ -120,16 +144,27 @@ class ViTConfig:
         return cls(**{**base, **overrides})
 
 
+def attention_options(config):
+    """The options a ViT's encoder blocks pass to their attention layer: its implementation when one is chosen, and
+    the patch grid for a position scheme that acts inside attention."""
+    options = {} if config.attention_impl == "auto" else {"attention_impl": config.attention_impl}
+    if config.attention_position != "none":
+        options.update(position=config.attention_position, grid_size=config.grid_size,
+                       num_prefix_tokens=config.num_prefix_tokens)
+    return options
+
+
 @keras.saving.register_keras_serializable(package="vitlib")
 class TokenPool(layers.Layer):
-    """(B, T, D) -> (B, D): the class token's state (``"token"``, Eq. 4) or the mean of all tokens (``"gap"``)."""
+    """(B, T, D) -> (B, D): one of ``POOLS``, e.g. the class token's state (``"token"``, Eq. 4) or the mean of all
+    tokens (``"gap"``)."""
 
     def __init__(self, mode="token", **kwargs):
         super().__init__(**kwargs)
         self.mode = _checks.choice("pool", mode, tuple(POOLS))
 
     def call(self, tokens):
-        return POOLS[self.mode](tokens)
+        return POOLS[self.mode].read(tokens)
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], input_shape[-1])
@@ -148,16 +183,16 @@ class VisionTransformer(keras.Model):
         c = config
         images = keras.Input((*c.image_size, c.channels), name="images")
         stem = STEMS[c.stem]
-        x = stem(c.hidden_size, c.patch_size, custom_gradients=c.custom_gradients, name=layer_name(stem))(images)  # (B, N, D)
-        if c.pool == "token":
+        x = stem(c.hidden_size, c.patch_size, name=layer_name(stem))(images)  # (B, N, D)
+        if c.num_prefix_tokens:
             x = ClassToken(name="class_token")(x)  # (B, 1 + N, D)
-        x = PositionEmbedding(c.pos_embedding, c.grid_size, int(c.pool == "token"), name="position_embedding")(x)
+        x = PositionEmbedding(c.pos_embedding, c.grid_size, c.num_prefix_tokens, name="position_embedding")(x)
         x = layers.Dropout(c.dropout, name="embedding_dropout")(x)
         for i in range(c.depth):
-            rate = c.drop_path * i / max(c.depth - 1, 1)  # linearly increasing with depth, as in DeiT
-            x = EncoderBlock(c.num_heads, c.mlp_dim, c.dropout, c.attention_dropout, rate, c.attention_impl, c.attention,
-                             c.custom_gradients, name=f"encoder_block_{i}")(x)
-        x = norm_layer(c.custom_gradients, name="encoder_norm")(x)
+            x = EncoderBlock(c.num_heads, c.mlp_dim, dropout=c.dropout, attention_dropout=c.attention_dropout,
+                             drop_path=c.drop_path * i / max(c.depth - 1, 1),  # growing linearly with depth, as in DeiT
+                             attention=c.attention, attention_options=attention_options(c), name=f"encoder_block_{i}")(x)
+        x = layers.LayerNormalization(epsilon=LAYER_NORM_EPSILON, name="encoder_norm")(x)
         x = TokenPool(c.pool, name="pool")(x)  # (B, D)
         logits = layers.Dense(c.num_classes, kernel_initializer="zeros", activation=c.classifier_activation,
                               dtype="float32", name="head")(x)  # zero-initialised head, as in the paper's code
@@ -182,34 +217,20 @@ class VisionTransformer(keras.Model):
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
-        if isinstance(config.get("config"), dict) and "custom_gradients" not in config["config"]:
-            # Saved before custom_gradients was an option, when vitlib always used vitlib.fast's layers: the
-            # weights are stored under those layers' names, so rebuild the model as it was saved.
-            config = {**config, "config": {**config["config"], "custom_gradients": True}}
         return cls(**config)
 
 
-def build_vit(variant="Ti/16", *, image_size=224, num_classes=1000, channels=3, pos_embedding="learned",
-              pool="token", stem="patch", patch_size=None, hidden_size=None, depth=None, num_heads=None,
-              mlp_dim=None, dropout=0.0, attention_dropout=0.0, drop_path=0.0, attention_impl="auto",
-              attention="mhsa", custom_gradients=False, classifier_activation=None, name=None):
+def build_vit(variant="Ti/16", *, name=None, **options):
     """Build a ViT ``keras.Model`` mapping images (B, H, W, C) to logits (B, num_classes).
 
-    ``variant`` is a size and a patch size such as ``"B/16"`` or ``"Ti/4"`` (Table 1 of the paper);
-    ``patch_size``, ``hidden_size``, ``depth``, ``num_heads`` and ``mlp_dim`` override it, and with
-    ``variant=None`` they define a custom model. ``stem`` turns images into tokens: ``"patch"`` (the paper's
-    linear patch projection), ``"conv"`` (a small CNN: the hybrid ViT) or ``"shifted"`` (shifted patch
-    tokenization, for small data sets); ``vitlib.stems.STEMS`` lists them. ``custom_gradients=True`` builds the
-    same model with :mod:`vitlib.fast`'s LayerNorm and GELU: equal outputs, faster training on TensorFlow.
+    ``variant`` is a size and a patch size such as ``"B/16"`` or ``"Ti/4"`` (Table 1 of the paper, ``VARIANTS``);
+    ``options`` are fields of :class:`ViTConfig` that override it (``image_size`` defaults to 224, ``num_classes`` to
+    1000), and with ``variant=None`` ``patch_size``, ``hidden_size``, ``depth``, ``num_heads`` and ``mlp_dim`` define a
+    custom model. ``stem`` turns images into tokens: ``"patch"`` (the paper's linear patch projection), ``"conv"`` (a
+    small CNN: the hybrid ViT) or ``"shifted"`` (shifted patch tokenization, for small data sets); each kind of option
+    is a registry (``STEMS``, ``POSITION_EMBEDDINGS``, ``POOLS``, ``ATTENTIONS``, ...).
     """
-    config = ViTConfig.from_variant(
-        variant, image_size=image_size, num_classes=num_classes, channels=channels, pos_embedding=pos_embedding,
-        pool=pool, stem=stem, patch_size=patch_size, hidden_size=hidden_size, depth=depth, num_heads=num_heads,
-        mlp_dim=mlp_dim, dropout=dropout, attention_dropout=attention_dropout, drop_path=drop_path,
-        attention_impl=attention_impl, attention=attention, custom_gradients=custom_gradients,
-        classifier_activation=classifier_activation,
-    )
-    return VisionTransformer(config, name=name)
+    return VisionTransformer(ViTConfig.from_variant(variant, **options), name=name)
 
 
 def encoder_blocks(model):

@@ -11,7 +11,6 @@ import keras
 from keras import layers, ops
 
 from vitlib import _checks
-from vitlib.fast import norm_layer
 from vitlib.patches import Patches, patch_grid
 
 STEMS = {}  # name -> TokenStem subclass
@@ -45,21 +44,19 @@ class Conv2D(layers.Conv2D):
 
 class TokenStem(layers.Layer):
     """What every stem shares: images (B, H, W, C) -> tokens (B, N, D), with N = (H/P)·(W/P) whatever happens in
-    between. ``custom_gradients``: use :mod:`vitlib.fast`'s LayerNorm where a stem normalises (TensorFlow only)."""
+    between."""
 
-    def __init__(self, hidden_size, patch_size, custom_gradients=False, **kwargs):
+    def __init__(self, hidden_size, patch_size, **kwargs):
         super().__init__(**kwargs)
         self.hidden_size = _checks.positive_int("hidden_size", hidden_size)
         self.patch_size = _checks.patch_size(patch_size)
-        self.custom_gradients = bool(custom_gradients)
 
     def compute_output_shape(self, input_shape):
         rows, cols = patch_grid(_checks.image_shape(input_shape)[:2], self.patch_size)
         return (input_shape[0], rows * cols, self.hidden_size)
 
     def get_config(self):
-        return {**super().get_config(), "hidden_size": self.hidden_size, "patch_size": self.patch_size,
-                "custom_gradients": self.custom_gradients}
+        return {**super().get_config(), "hidden_size": self.hidden_size, "patch_size": self.patch_size}
 
 
 @register_stem("patch")
@@ -121,8 +118,8 @@ class ConvStem(TokenStem):
             self.blocks += [
                 Conv2D(width, 3, strides=2, padding="same", use_bias=False, name=f"conv_{i}"),
                 # momentum 0.9 (PyTorch's and timm's default) rather than Keras' 0.99, whose running statistics
-                # still remember their start after a few hundred steps: a short run then tested at 44-58 % on digits
-                # (after 60 steps) instead of 85-94 %
+                # still remember their start after a few hundred steps, so that a short run tests far below what it
+                # trained to (benchmarks/RESULTS.md, notebook 08's settings)
                 layers.BatchNormalization(momentum=0.9, name=f"norm_{i}"),
                 layers.ReLU(name=f"relu_{i}"),
             ]
@@ -161,7 +158,7 @@ class ShiftedPatchEmbedding(TokenStem):
                              f"got {self.patch_size}.")
         self.shift = self.patch_size // 2
         self.patches = Patches(self.patch_size, name="patches")
-        self.norm = norm_layer(self.custom_gradients, name="norm")
+        self.norm = layers.LayerNormalization(epsilon=1e-6, name="norm")  # the epsilon of the encoder's LayerNorms
         self.projection = layers.Dense(hidden_size, name="projection")
 
     def build(self, input_shape):

@@ -1,6 +1,6 @@
 """Command line: ``python -m vitlib.train --dataset digits --epochs 30 --out runs/digits``.
 
-Starts from the data set's recipe (see ``vitlib.training.RECIPES``); options override it. Run the same
+Starts from the data set's recipe (see ``vitlib.training.recipes.RECIPES``); options override it. Run the same
 command again after an interruption to resume. ``--resume-from runs/digits/last.keras --image-size 16`` fine-tunes
 a saved model at a new resolution, its position embeddings interpolated (Sec. 3.2 of the paper).
 Writes ``OUT/metrics.json``, ``OUT/best.keras`` (best validation accuracy) and ``OUT/last.keras`` (last epoch);
@@ -15,16 +15,18 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-MODEL_OPTIONS = ("stem", "pool", "pos_embedding", "custom_gradients")  # build_vit keywords
+MODEL_OPTIONS = ("stem", "pool", "pos_embedding", "attention", "attention_position")  # build_vit keywords
 HELP = {"distill": "weight of a small CNN teacher's soft labels in the loss, 0 to 1 (0: no teacher)",
         "translate": "random shifts of up to this fraction of the image size"}
 
 
 def main(argv=None):
-    from vitlib import data, devices, embeddings, model, pipeline, recipes, resolution, stems  # the registries
+    from vitlib import attention, embeddings, model, stems  # the registries
+    from vitlib.data import datasets, pipeline
+    from vitlib.training import devices, recipes
 
     parser = argparse.ArgumentParser(prog="python -m vitlib.train", description=__doc__.split("\n")[0])
-    parser.add_argument("--dataset", choices=list(data.DATASETS),
+    parser.add_argument("--dataset", choices=list(datasets.DATASETS),
                         help="default: the --recipe's, else digits. digits (embedded), translated_digits (the digits "
                              "at random places on a larger canvas, embedded), centred_digits (the same in its middle), "
                              "position (generated); the others download once from keras.datasets")
@@ -48,20 +50,25 @@ def main(argv=None):
     parser.add_argument("--track-layout", action=argparse.BooleanOptionalAction,
                         help="write the position embeddings' locality gap after every epoch into history.csv, and "
                              "their tables at a few epochs into OUT/layout.npz")
-    parser.add_argument("--variant", help="model variant such as Ti/4; default: the recipe's custom model")
+    parser.add_argument("--variant", type=_variant,
+                        help=f"model variant such as Ti/4: a size of {', '.join(model.VARIANTS)} and a patch size; "
+                             "default: the recipe's custom model")
     parser.add_argument("--stem", choices=list(stems.STEMS),
                         help="tokenizer: plain patches, a conv stem (hybrid) or shifted patch tokenization; "
                              "default: the recipe's, or patch with --variant")
     parser.add_argument("--pool", choices=list(model.POOLS), help="class token or global average pooling")
     parser.add_argument("--pos-embedding", choices=list(embeddings.POSITION_EMBEDDINGS))
-    parser.add_argument("--custom-gradients", action=argparse.BooleanOptionalAction,
-                        help="LayerNorm and GELU with hand-written TensorFlow gradients (the recipes' default)")
+    parser.add_argument("--attention", choices=list(attention.ATTENTIONS), help="the encoder blocks' attention layer")
+    parser.add_argument("--attention-position", choices=list(attention.ATTENTION_POSITIONS),
+                        help="a position scheme that acts inside attention (such as RoPE)")
+    parser.add_argument("--speed", action=argparse.BooleanOptionalAction,
+                        help="the speed layer (vitlib.speed; the recipes turn it on): --no-speed trains on plain Keras")
     parser.add_argument("--image-size", type=int,
                         help="resize every image to N x N first (e.g. 16: the 8x8 digits at twice their resolution)")
     parser.add_argument("--resume-from", metavar="MODEL.keras",
                         help="fine-tune this saved vitlib ViT (its architecture replaces the recipe's); with "
                              "--image-size at a new resolution, its position embeddings resized (Sec. 3.2)")
-    parser.add_argument("--pos-resize", choices=list(resolution.POSITION_RESIZES),
+    parser.add_argument("--pos-resize", choices=list(embeddings.POSITION_RESIZES),
                         help="--resume-from at a new size: interpolate the position embeddings, or start them anew")
     parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=None,
                         help="Keras fit verbosity: 0 silent, 1 progress bar, 2 one line per epoch (default: 1 in a "
@@ -72,9 +79,9 @@ def main(argv=None):
         parser.error(f"--quiet and --verbose {args.verbose} contradict each other: give one of them.")
     verbose = 0 if args.quiet else args.verbose if args.verbose is not None else 1 if sys.stdout.isatty() else 2
 
-    from vitlib import multiworker, training
+    from vitlib.training import loop, multiworker
 
-    name = args.recipe or (args.dataset if args.dataset in training.RECIPES else "digits")
+    name = args.recipe or (args.dataset if args.dataset in recipes.RECIPES else "digits")
     overrides = {k: v for k, v in vars(args).items()
                  if v is not None and k not in ("recipe", "out", "variant", "verbose", "quiet", "canvas_size",
                                                      *MODEL_OPTIONS)}
@@ -94,9 +101,9 @@ def main(argv=None):
               f"{'it' if ',' not in given else 'them'} out (the saved model's architecture is used).", file=sys.stderr)
         return 2
     try:
-        config = training.recipe(name, **overrides)
-        metrics = training.train(config, args.out or f"runs/{config.dataset}", verbose=verbose)
-    except (ValueError, training.DatasetUnavailableError) as exc:
+        config = recipes.recipe(name, **overrides)
+        metrics = loop.train(config, args.out or f"runs/{config.dataset}", verbose=verbose)
+    except (ValueError, datasets.DatasetUnavailableError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except multiworker.WorkerLost as exc:
@@ -105,6 +112,17 @@ def main(argv=None):
     print(json.dumps({k: metrics[k] for k in ("test_accuracy", "tested_model", "best_val_accuracy", "train_images",
                                               "train_seconds", "parameters", "teacher_test_accuracy", "teacher_seconds")}))
     return 0
+
+
+def _variant(text):
+    """``--variant``'s check: a size of ``VARIANTS`` and a patch size, as ``build_vit`` reads it."""
+    from vitlib.model import parse_variant
+
+    try:
+        parse_variant(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 """Data sets for training, as a registry (``DATASETS``: name -> loader) and :func:`load_dataset`: the embedded
 digits, the translated digits and the generated position task need no network; ``keras.datasets`` downloads once.
 
-Sample photos and the image generators live in :mod:`vitlib.images`, pipelines and augmentation in
-:mod:`vitlib.pipeline`; both are re-exported here (``vitlib.data.sample_image``, ``vitlib.data.make_pipeline``).
+The images themselves are made in :mod:`vitlib.data.images`; pipelines and augmentation are in
+:mod:`vitlib.data.pipeline`.
 """
 import dataclasses
 import functools
@@ -11,17 +11,7 @@ import inspect
 import numpy as np
 
 from vitlib import _checks
-from vitlib.images import (  # noqa: F401  (re-exported)
-    SAMPLE_IMAGES,
-    centred_on_canvas,
-    place_digits,
-    position_task,
-    random_placement,
-    sample_image,
-)
-
-# ---------------------------------------------------------------------------------------------------------
-# Data sets for training: the embedded ones need no network; the keras.datasets ones download once.
+from vitlib.data.images import centred_on_canvas, place_digits, position_task, random_placement, resize_images
 
 _CLASS_NAMES = {
     "digits": [str(i) for i in range(10)],
@@ -78,8 +68,6 @@ class Dataset:
     def resized(self, image_size):
         """The same data set with every image resized to ``image_size`` (bilinear; e.g. 16: digits at twice their
         resolution, for fine-tuning at a new resolution)."""
-        from vitlib.resolution import resize_images
-
         return dataclasses.replace(self, **{f"x_{split}": resize_images(getattr(self, f"x_{split}"), image_size)
                                             for split in ("train", "val", "test")})
 
@@ -207,6 +195,3 @@ def load_dataset(name="digits", validation_fraction=0.1, test_fraction=0.2, seed
         if not 0 < value < 0.5:
             raise ValueError(f"{label} must be in (0, 0.5), got {value!r}.")
     return loader(seed, validation_fraction, test_fraction, **{k: v for k, v in options.items() if v is not None})
-
-
-from vitlib.pipeline import augmentation, make_pipeline  # noqa: E402, F401  (re-exported: data.make_pipeline)

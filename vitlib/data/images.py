@@ -1,5 +1,6 @@
 """Images made or changed for the lessons: real sample photos (shipped with matplotlib and scikit-learn), a generated
-task whose label depends on *where* something is, and small images placed on a larger canvas (the translated digits).
+task whose label depends on *where* something is, small images placed on a larger canvas (the translated digits), and
+images resized for a new resolution.
 """
 import dataclasses
 
@@ -126,3 +127,19 @@ def centred_on_canvas(dataset, canvas_size):
     pad = lambda x: np.pad(x, ((0, 0), (top, s - h - top), (left, s - w - left), (0, 0)))  # noqa: E731
     return dataclasses.replace(dataset, name=f"{dataset.name} centred on {s}x{s}", x_train=pad(dataset.x_train),
                                x_val=pad(dataset.x_val), x_test=pad(dataset.x_test))
+
+
+def resize_images(images, image_size, interpolation="bilinear"):
+    """Images (n, H, W, C) resized to ``image_size`` (an int or (height, width)), as NumPy float32 in [0, 1]."""
+    import keras
+
+    images = np.asarray(images, "float32")
+    if images.ndim != 4:
+        raise ValueError(f"images must be (n, height, width, channels), got shape {images.shape}.")
+    size = _checks.int_pair("image_size", image_size)
+    if tuple(images.shape[1:3]) == size:
+        return images
+    if len(images) == 0:  # an empty split (e.g. no validation images)
+        return np.zeros((0, *size, images.shape[3]), "float32")
+    resized = keras.ops.image.resize(images, size, interpolation=interpolation, antialias=True)
+    return np.clip(keras.ops.convert_to_numpy(resized), 0.0, 1.0).astype("float32")

@@ -20,16 +20,13 @@ def make_pipeline(images, labels, batch_size=128, num_classes=None, shuffle=Fals
     with blank ones to a multiple of N (at most N - 1 blanks) and every element gets a sample weight, 1 for a real
     image and 0 for a blank, so weighted metrics (accuracy) count the real images only. Blanks then go through the
     rest like real images; ``drop_remainder=True`` with ``pad_to`` is refused (it would drop real images).
-    ``autotune``: tf.data's autotuning of parallelism and prefetch buffers; ``"auto"``: on when a GPU is present, off
-    on CPUs. On the 2-core machine it competes with training for the cores: one fit of 100 small steps in three took
-    2.55 s instead of 1.55 s, and without it every fit takes about 1.55 s (the same batches, the same numbers).
-    TensorFlow-specific, so it lives here at the edge."""
+    ``autotune``: tf.data's autotuning of parallelism and prefetch buffers; ``"auto"``: on when TensorFlow sees a GPU,
+    off on CPUs, where it competes with training for the cores and makes fits slower and their times erratic
+    (benchmarks/RESULTS.md; the same batches, the same numbers). TensorFlow-specific, so it lives here at the edge."""
     import tensorflow as tf
 
     if autotune == "auto":
-        from vitlib import devices
-
-        autotune = devices.gpu_available()
+        autotune = bool(tf.config.list_physical_devices("GPU"))
     elif not isinstance(autotune, bool):
         raise ValueError(f"autotune must be 'auto', True or False, got {autotune!r}.")
     options = tf.data.Options()
@@ -76,15 +73,3 @@ def augmentation(kind="basic", flip=True, translate=0.1, seed=0):
         layers.append(keras.layers.RandAugment(value_range=(0, 1), num_ops=2, factor=0.5, seed=seed))
     return keras.Sequential(layers or [keras.layers.Identity()], name=f"augment_{kind}")
 
-
-def recipe_augmentation(config):
-    """The in-model augmentation layers a :class:`vitlib.recipes.TrainConfig` asks for."""
-    return augmentation(config.augment, config.flip, config.translate, config.seed)
-
-
-def with_augmentation(model, config, name=None):
-    """A training model: images -> the recipe's in-model augmentation -> ``model``. Keep ``model`` itself."""
-    import keras
-
-    images = keras.Input(model.input_shape[1:], name="images")
-    return keras.Model(images, model(recipe_augmentation(config)(images)), name=name)

@@ -1,11 +1,12 @@
-"""The notebooks' exercises, by notebook: ``"NN.name"`` -> :class:`~vitlib.exercises.Exercise` (one right answer)
-or :class:`~vitlib.exercises.Choice` (multiple choice, explained per option). Checked with ``vitlib.check``."""
+"""The notebooks' exercises, by notebook: ``"NN.name"`` -> :class:`~vitlib.exercises.questions.Exercise` (one right
+answer) or :class:`~vitlib.exercises.questions.Choice` (multiple choice, explained per option). Checked with
+``vitlib.check``."""
 import math
 
 import numpy as np
 
 from vitlib.costs import parameter_count
-from vitlib.exercises import Choice, Exercise
+from vitlib.exercises.questions import Choice, Exercise
 from vitlib.patches import extract_patches
 
 
@@ -251,7 +252,7 @@ EXERCISES = {
         "A head attends uniformly to all 9 patches of a 3x3 grid of 16-pixel patches. Its mean attention "
         "distance in pixels (to 2 decimals)?", _near(23.25298, 0.006),
         ("Average the distance over all 81 (query, key) pairs, the 9 pairs of a patch with itself included.",),
-        "np.mean(vitlib.analysis.patch_distances((3, 3), 16)) = 23.25 pixels.",
+        "np.mean(vitlib.inspection.analysis.patch_distances((3, 3), 16)) = 23.25 pixels.",
         mistakes=((_near(26.16, 0.01), "You left out the 9 pairs of a patch with itself (distance 0): uniform "
                    "attention includes them."),)),
     "07.rollout_self": Exercise(

@@ -10,13 +10,13 @@
 
 Attention maps come from ``vitlib.attention_weights(model, images)``: a list of (B, heads, T, T) arrays.
 """
+import os
 from pathlib import Path
 
 import keras
 import numpy as np
 
 from vitlib import _checks
-from vitlib.backup import replace_atomically
 
 
 def position_similarity(embeddings, grid_size, num_prefix_tokens=None):
@@ -103,7 +103,9 @@ class LayoutTracker(keras.callbacks.Callback):
     def _snapshot(self, epoch):
         tables = read_snapshots(self.path, missing_ok=True)
         tables[f"epoch_{epoch}"] = keras.ops.convert_to_numpy(self.vit.get_layer("position_embedding").embeddings)
-        replace_atomically(self.path, lambda target: np.savez(target, **tables))
+        partial = self.path.with_name(f"partial-{self.path.name}")  # renamed into place: never a half-written file
+        np.savez(partial, **tables)
+        os.replace(partial, self.path)
 
 
 def read_snapshots(path, missing_ok=False):

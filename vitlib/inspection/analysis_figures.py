@@ -1,10 +1,10 @@
-"""Figures of what a trained ViT learned (notebook 07 and :mod:`vitlib.analysis`): attention matrices and rollout, mean
-attention distance, position-embedding similarity, patch-embedding filters. Re-exported by :mod:`vitlib.plotting`."""
+"""Figures of what a trained ViT learned (notebook 07 and :mod:`vitlib.inspection.analysis`): attention matrices and
+rollout, mean attention distance, position-embedding similarity, patch-embedding filters."""
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from vitlib.plotting import _as_rgb, _image_grid
+from vitlib.inspection.plotting import _as_rgb, _image_grid
 
 
 def attention_matrix_figure(weights, labels=None, title="attention weights"):
@@ -29,7 +29,7 @@ def attention_matrix_figure(weights, labels=None, title="attention weights"):
 def similarity_grid_figure(similarity, title="position embedding similarity", step=1, vmin=None):
     """Fig. 7 (centre) of the paper: for each patch, its cosine similarity with every other patch.
 
-    similarity: (rows, cols, rows, cols) from :func:`vitlib.analysis.position_similarity`; the map in row r, column c
+    similarity: (rows, cols, rows, cols) from :func:`vitlib.inspection.analysis.position_similarity`; the map in row r, column c
     (counted from 0, as ``similarity[r, c]``) is patch (r, c)'s. ``step`` shows every step-th patch only, for large
     grids. One colour scale for all maps, from ``vmin`` (default: the lowest similarity) to 1; give several figures the
     same ``vmin`` to compare them by eye.
@@ -141,7 +141,7 @@ def distance_curve_figure(curves, title="position embedding similarity against d
     """Mean similarity against the distance between patches, one line per model with its spread over seeds.
 
     ``curves``: ``{label: (distances, values)}`` with values (seeds, len(distances)) or (len(distances),), e.g.
-    from :func:`vitlib.analysis.similarity_by_distance` for each seed. Lines show the mean over seeds, bands the
+    from :func:`vitlib.inspection.analysis.similarity_by_distance` for each seed. Lines show the mean over seeds, bands the
     lowest to highest seed."""
     fig = Figure(figsize=(6, 3.6), layout="constrained")
     ax = fig.add_subplot()

@@ -1,5 +1,6 @@
 """Figures for the notebooks. Each function returns a matplotlib ``Figure`` (not attached to pyplot, so a
-notebook shows it once, as the cell's value)."""
+notebook shows it once, as the cell's value). The figures of the analyses are in
+:mod:`vitlib.inspection.analysis_figures`."""
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
@@ -112,10 +113,10 @@ def bar_figure(names, values, ylabel, title, reference=None):
 
 def history_figure(history, title="learning curves"):
     """Loss and accuracy per epoch, training and validation. ``history``: a dict of lists (Keras' History.history,
-    ``train()``'s ``"history"``, or ``vitlib.training.read_history(path)`` of a CSVLogger file)."""
+    ``train()``'s ``"history"``, or ``vitlib.training.fitting.read_history(path)`` of a CSVLogger file)."""
     if not isinstance(history, dict):
         raise ValueError(f"history must be a dict of lists such as {{'loss': [...]}}, got {type(history).__name__}. "
-                         "For a CSVLogger file pass vitlib.training.read_history(path).")
+                         "For a CSVLogger file pass vitlib.training.fitting.read_history(path).")
     fig = Figure(figsize=(9, 3.2), layout="constrained")
     for ax, metric in zip(fig.subplots(1, 2), ("loss", "accuracy")):
         for prefix, style in (("", "-"), ("val_", "--")):
@@ -130,10 +131,10 @@ def history_figure(history, title="learning curves"):
 
 def scaling_figure(summary, x="fraction", value="test accuracy", title="test accuracy against training data",
                    xlabel="fraction of the training images"):
-    """One line per model with error bars: ``summary`` is :func:`vitlib.experiments.summarise`'s list of dicts
+    """One line per model with error bars: ``summary`` is :func:`vitlib.training.experiments.summarise`'s list of dicts
     (keys ``model``, ``x``, ``mean``, ``std``, ``min``, ``max``); bars span each group's min..max, the dot its mean."""
     if not summary or any(k not in row for row in summary for k in ("model", x, "mean", "min", "max")):
-        raise ValueError(f"summary must be vitlib.experiments.summarise(rows, by=('model', {x!r})): a non-empty list "
+        raise ValueError(f"summary must be vitlib.training.experiments.summarise(rows, by=('model', {x!r})): a non-empty list "
                          f"of dicts with the keys model, {x}, mean, min and max.")
     fig = Figure(figsize=(7, 4), layout="constrained")
     ax = fig.add_subplot()
@@ -172,17 +173,3 @@ def confusion_matrix_figure(y_true, y_pred, class_names=None, title="confusion m
     ax.set_yticks(range(k), names)
     ax.set(xlabel="predicted", ylabel="true", title=title)
     return fig
-
-
-from vitlib.analysis_figures import (  # noqa: E402, F401  (re-exported: every figure is vitlib.plotting.<name>)
-    attention_distance_figure,
-    attention_matrix_figure,
-    attention_on_image_figure,
-    distance_curve_figure,
-    filter_components_figure,
-    filters_figure,
-    layout_emergence_figure,
-    similarity_grid_figure,
-    similarity_mosaic,
-    similarity_snapshots_figure,
-)

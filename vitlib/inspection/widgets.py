@@ -21,11 +21,12 @@ import ipywidgets as widgets
 import numpy as np
 from matplotlib.figure import Figure
 
-from vitlib.analysis import attention_rollout, rollout_map
-from vitlib.data import SAMPLE_IMAGES, sample_image
+from vitlib.data.images import SAMPLE_IMAGES, sample_image
+from vitlib.inspection.analysis import attention_rollout, rollout_map
+from vitlib.inspection.analysis_figures import attention_on_image_figure
+from vitlib.inspection.plotting import patch_figure
 from vitlib.model import attention_weights
 from vitlib.patches import num_patches
-from vitlib.plotting import attention_on_image_figure, patch_figure
 
 KEYS = "Keys: click a slider's handle, then ← → (or ↑ ↓) step it. Buttons take a click."
 STILL_NOTE = "A still picture of this widget: run the notebook in JupyterLab to move it."
@@ -187,7 +188,7 @@ class SimilarityExplorer(Explorer):
     """Pick a patch (row, column, counted from 0 as in ``similarity[row, col]``); see the cosine similarity of its
     position embedding with every patch's. It opens on the central patch (or ``start=(row, col)``).
 
-    ``similarity``: (rows, cols, rows, cols) from :func:`vitlib.analysis.position_similarity`, or a dict of them,
+    ``similarity``: (rows, cols, rows, cols) from :func:`vitlib.inspection.analysis.position_similarity`, or a dict of them,
     e.g. ``{"trained": ..., "untrained": ...}``: buttons then switch between them, on one colour scale for all.
     """
 
@@ -256,10 +257,10 @@ class AttentionExplorer(Explorer):
         configs = {m.config for m in models.values()}
         if len(configs) != 1:
             raise ValueError("The models to compare must share one configuration (grid, depth, heads); "
-                             "build the control with vitlib.analysis.untrained_copy(model).")
+                             "build the control with vitlib.inspection.analysis.untrained_copy(model).")
         config = configs.pop()
         self.grid = config.grid_size
-        self.prefix = int(config.pool == "token")
+        self.prefix = config.num_prefix_tokens
         self.maps = {name: np.stack(attention_weights(m, self.images)) for name, m in models.items()}  # (L, B, heads, T, T)
         self._views = {name: self._token_maps(m) for name, m in self.maps.items()}  # (L, 1 + heads, B, rows, cols)
         self._rollout = {name: rollout_map(attention_rollout(m), self.grid, self.prefix) for name, m in self.maps.items()}

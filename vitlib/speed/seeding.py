@@ -1,11 +1,11 @@
-"""Seeding many short runs in one process without rebuilding TensorFlow's traced steps every time.
+"""Seeding many short runs in one process without rebuilding TensorFlow's traced steps: part of the speed layer.
 
 ``keras.utils.set_random_seed(s)`` also calls ``tf.random.set_seed(s)``, and TensorFlow clears its kernel caches
-whenever its global seed is set: every traced training step is then instantiated again on its next call (about 3 s
-on the 2-core machine, measured: a 30-step fit took 3.3 s instead of 0.5 s). Notebook 08 trains 60 short runs, so
-:func:`set_seed` seeds everything else with the run's seed and holds TensorFlow's global seed at one fixed value.
-The runs still differ by seed where it matters: ``tf.data`` shuffles and random streams take the run's seed as their
-operation seed, and Keras' initialisers and layers draw from the Keras seed.
+whenever its global seed is set: every traced training step is then instantiated again on its next call, which costs
+a short run more than its training (benchmarks/RESULTS.md). :func:`set_seed` seeds everything else with the run's seed
+and holds TensorFlow's global seed at one fixed value. The runs still differ by seed where it matters: ``tf.data``
+shuffles and random streams take the run's seed as their operation seed, and Keras' initialisers and layers draw from
+the Keras seed. (With TensorFlow's global seed at 0, seed 0 gives the numbers of ``keras.utils.set_random_seed(0)``.)
 """
 import random
 

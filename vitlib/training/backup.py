@@ -6,7 +6,8 @@ that no longer opens ("bad object header version number"), and the restart fails
 backup to a new file and then names it in the metadata, which is replaced in one rename: at every moment the
 metadata names a complete file. An epoch is finished once its backup is named; the callbacks that write its row of
 ``history.csv`` and its ``best.keras`` run before it, and :func:`trim_history` drops the row of an epoch that
-was stopped after its row but before its backup (that epoch runs again).
+was stopped after its row but before its backup (that epoch runs again). :func:`restore` loads the backup before
+``fit``, which then starts at the epoch after it (``initial_epoch``).
 """
 import json
 import os
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import keras
 
+METADATA = "training_metadata.json"  # the backup's epoch, weights file and staged files, replaced in one rename
 
 def replace_atomically(path, write):
     """``write(temporary_path)``, then rename the result onto ``path`` (one step: a reader sees the old or the new
@@ -34,8 +36,9 @@ def staged(path, epoch):
     return path.with_name(f"{path.stem}-epoch{epoch}{path.suffix}")
 
 
-class Backup(keras.callbacks.BackupAndRestore):
-    """Keras' ``BackupAndRestore`` (same folder, same ``training_metadata.json``), safe to kill while it writes.
+class Backup(keras.callbacks.Callback):
+    """A callback that backs up the training model (its weights and its optimiser's) at the end of every epoch, safe to
+    kill while it writes; :func:`restore` resumes from it.
 
     ``staged_files``: files such as ``best.keras`` that belong to the epoch that wrote them. Their writer puts them at
     :func:`staged` paths; the backup names them with its epoch and only then moves them into place, so a run stopped
@@ -44,32 +47,39 @@ class Backup(keras.callbacks.BackupAndRestore):
     run killed between its last epoch and its results resumes with nothing left to train."""
 
     def __init__(self, backup_dir, staged_files=()):
-        super().__init__(backup_dir, delete_checkpoint=False)
-        self.staged_files = [Path(p) for p in staged_files]
+        super().__init__()
+        self.backup_dir, self.staged_files = Path(backup_dir), [Path(p) for p in staged_files]
 
-    def _save_model(self):
-        os.makedirs(self.backup_dir, exist_ok=True)
-        name = f"epoch{self._current_epoch}-batch{self._last_batch_seen}.weights.h5"
-        replace_atomically(Path(self.backup_dir) / name, lambda p: self.model.save_weights(p, overwrite=True))
-        moves = [file.name for file in (staged(p, self._current_epoch) for p in self.staged_files) if file.exists()]
-        metadata = {"epoch": self._current_epoch, "batch": self._last_batch_seen, "weights": name, "moves": moves}
-        replace_atomically(self._training_metadata_path, lambda p: Path(p).write_text(json.dumps(metadata)))
+    def on_epoch_end(self, epoch, logs=None):
+        done = epoch + 1
+        self.backup_dir.mkdir(parents=True, exist_ok=True)
+        name = f"epoch{done}.weights.h5"
+        replace_atomically(self.backup_dir / name, lambda p: self.model.save_weights(p, overwrite=True))
+        moves = [file.name for file in (staged(p, done) for p in self.staged_files) if file.exists()]
+        metadata = {"epoch": done, "weights": name, "moves": moves}
+        replace_atomically(self.backup_dir / METADATA, lambda p: Path(p).write_text(json.dumps(metadata)))
         _move_and_tidy(metadata, self.staged_files)  # the epoch is done: its staged files take their places
-        for old in Path(self.backup_dir).glob("*.weights.h5"):  # the named file is complete: older ones can go
+        for old in self.backup_dir.glob("*.weights.h5"):  # the named file is complete: older ones can go
             if old.name != name:
                 old.unlink()
 
-    def _load_model(self):
-        path = Path(self._training_metadata_path)
-        metadata = json.loads(path.read_text()) if path.exists() else {}  # none: stopped before the first backup
-        _move_and_tidy(metadata, self.staged_files)  # finish moves a stop cut short; drop files of epochs that run again
-        if metadata:
-            weights = Path(self.backup_dir) / metadata.get("weights", "latest.weights.h5")  # (older vitlib: Keras' name)
-            if not weights.exists():
-                raise FileNotFoundError(f"The backup in {self.backup_dir} names {weights.name}, which is missing: the "
-                                        f"backup is damaged. Delete {self.backup_dir} to train this run afresh.")
-            self._weights_path = str(weights)
-            super()._load_model()
+
+def restore(model, backup_dir, staged_files=()):
+    """Load the backup in ``backup_dir`` into the compiled ``model`` and return the number of epochs it holds, the
+    ``initial_epoch`` to pass to ``fit`` (0 without a backup). Staged files are moved into place where the backup
+    names them (a stop cut the move short), and dropped where it does not (their epoch runs again)."""
+    path = Path(backup_dir) / METADATA
+    metadata = json.loads(path.read_text()) if path.exists() else {}  # none: stopped before the first backup
+    _move_and_tidy(metadata, [Path(p) for p in staged_files])
+    if not metadata:
+        return 0
+    weights = Path(backup_dir) / metadata["weights"]
+    if not weights.exists():
+        raise FileNotFoundError(f"The backup in {backup_dir} names {weights.name}, which is missing: the backup is "
+                                f"damaged. Delete {backup_dir} to train this run afresh.")
+    model.optimizer.build(model.trainable_variables)  # its slots must exist to take their saved values
+    model.load_weights(weights)
+    return metadata["epoch"]
 
 
 def _move_and_tidy(metadata, finals):
@@ -85,7 +95,7 @@ def _move_and_tidy(metadata, finals):
 def epochs_done(out):
     """How many epochs the backup in ``out/backup`` holds (0 when there is none)."""
     try:
-        return json.loads((Path(out) / "backup" / "training_metadata.json").read_text())["epoch"]
+        return json.loads((Path(out) / "backup" / METADATA).read_text())["epoch"]
     except FileNotFoundError:
         return 0
 

@@ -66,10 +66,10 @@ def resolve_jit(setting):
 def resolve_strategy(setting):
     """A ``tf.distribute`` strategy: ``MirroredStrategy`` over all GPUs (``"auto"`` with 2+ GPUs, or
     ``"mirrored"``, which falls back to all logical CPUs when there is no GPU), else the default one.
-    ``"multiworker"``: several machines, from ``TF_CONFIG`` (:mod:`vitlib.multiworker`).
+    ``"multiworker"``: several machines, from ``TF_CONFIG`` (:mod:`vitlib.training.multiworker`).
     Under JAX set a ``keras.distribution.DataParallel`` instead (:func:`distribution_size`)."""
     if setting == "multiworker":
-        from vitlib import multiworker
+        from vitlib.training import multiworker
 
         return multiworker.strategy()
     import tensorflow as tf

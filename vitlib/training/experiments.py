@@ -3,19 +3,17 @@ one budget rule for all, collected in a tidy table (one dict per run).
 
 The budget rule: every run takes the same number of optimiser steps of the same batch size, whatever the model
 and however many training images it has (a small fraction is seen many more times). The optimiser is the
-recipe's: AdamW, warm-up + cosine, label smoothing, gradient clipping (:func:`vitlib.training.compile_for_training`).
+recipe's: AdamW, warm-up + cosine, label smoothing, gradient clipping (:func:`vitlib.training.fitting.compile_for_training`).
 
     rows = run_grid({"ViT": lambda seed: vitlib.build_vit(...), "CNN": lambda seed: small_cnn(...)}, data,
                     fractions=(0.1, 1.0), seeds=(0, 1, 2), steps=300)
     summarise(rows, "test_accuracy", by=("model", "fraction"))
 
-:func:`train_run` is one run written out; :func:`run_grid` gives the same numbers (a test checks it) but, on
-TensorFlow, compiles each architecture once and re-initialises it for every run, which saves tracing the training
-step (a few seconds a run on a CPU). Both run steps / 10 steps per call of the traced step (Keras'
-``steps_per_execution``, not on PyTorch: the same numbers, a third less time a run for these small models on
-2 cores) and seed with
-:func:`vitlib._seed.set_seed`, which keeps TensorFlow's traced steps (``keras.utils.set_random_seed`` would rebuild
-them: about 3 s a run).
+:func:`train_run` is one run written out in plain Keras; :func:`run_grid` gives the same numbers (a test checks it)
+for many. Both run steps / 10 steps per call of the traced step (Keras' ``steps_per_execution``, not on PyTorch: the
+same numbers, less time a run for these small models). ``run_grid`` turns the speed layer on, as the recipe does
+(:mod:`vitlib.speed`): on TensorFlow it then compiles each architecture once and re-initialises it for every run,
+and seeds without retracing.
 """
 import dataclasses
 import json
@@ -23,14 +21,11 @@ import time
 
 import keras
 import numpy as np
-from keras import ops
 
-from vitlib import _checks
-from vitlib._compiled import reset_optimizer
-from vitlib._seed import set_seed
-from vitlib.pipeline import make_pipeline
-
-EVAL_BATCH = 512
+from vitlib import _checks, speed
+from vitlib.data.pipeline import make_pipeline
+from vitlib.training.fitting import accuracy, compile_for_training
+from vitlib.training.recipes import recipe
 
 
 def fraction_of(data, fraction, seed=0):
@@ -50,10 +45,8 @@ def _check_fraction(fraction):
 
 
 def budget(steps=300, batch_size=64, **recipe_overrides):
-    """The :class:`vitlib.recipes.TrainConfig` of every run: the digits recipe's optimiser, ``steps`` steps of
+    """The :class:`vitlib.training.recipes.TrainConfig` of every run: the digits recipe's optimiser, ``steps`` steps of
     ``batch_size`` images, in 10 "epochs" of steps / 10 (for the schedule and the log; data repeats freely)."""
-    from vitlib.recipes import recipe
-
     _checks.positive_int("steps", steps)
     if steps % 10:
         raise ValueError(f"steps must be a multiple of 10 (10 chunks of steps / 10), got {steps}.")
@@ -71,21 +64,8 @@ def _per_call(steps_per_epoch):
     return 1 if keras.backend.backend() == "torch" else steps_per_epoch
 
 
-def accuracy(model, x, y, forward=None):
-    """Accuracy on (x, y), the model called directly in batches (no traced predict step to build for every model).
-    ``forward``: a function of a batch to call instead of ``model(batch, training=False)``."""
-    if len(y) == 0:
-        return None
-    forward = forward or (lambda batch: model(batch, training=False))
-    logits = np.concatenate([ops.convert_to_numpy(forward(x[i:i + EVAL_BATCH])) for i in range(0, len(x), EVAL_BATCH)])
-    return float(np.mean(np.argmax(logits, -1) == y))
-
-
 def _compile_run(model, config, steps_per_epoch):
-    """``model`` compiled with the recipe's optimiser and loss for a run of this budget (run_grid's; train_run writes
-    it out, as notebook 08 shows it)."""
-    from vitlib.training import compile_for_training
-
+    """``model`` compiled with the recipe's optimiser and loss for a run of this budget."""
     return compile_for_training(model, config, steps_per_epoch, steps_per_execution=_per_call(steps_per_epoch))
 
 
@@ -94,10 +74,8 @@ def train_run(build, data, seed=0, steps=300, batch_size=64, verbose=0, **recipe
     test. ``build(seed)`` returns an uncompiled Keras classifier (logits) for ``data``'s images, drawing its initial
     weights from Keras' global random state (seeded just before). ``recipe_overrides`` change the optimiser (e.g.
     ``learning_rate=1e-3``). Returns its row and the trained model."""
-    from vitlib.training import compile_for_training
-
     config, steps_per_epoch = budget(steps, batch_size, **recipe_overrides)
-    set_seed(seed)
+    keras.utils.set_random_seed(seed)
     model = compile_for_training(build(seed), config, steps_per_epoch, steps_per_execution=_per_call(steps_per_epoch))
     start = time.perf_counter()
     model.fit(_pipeline(data, config, seed), epochs=config.epochs, steps_per_epoch=steps_per_epoch, verbose=verbose,
@@ -111,19 +89,6 @@ def _row(model, data, seed, seconds, forward=None):
             "test_accuracy": accuracy(model, data.x_test, data.y_test, forward), "seconds": round(seconds, 2)}
 
 
-def _traced_forward(model):
-    """``model(batch, training=False)`` traced once by TensorFlow for any batch size, for a compiled model that many
-    runs share: evaluating a run's validation and test images then takes milliseconds instead of about 0.35 s of
-    op-by-op calls on 2 cores (notebook 08 evaluates 54 runs). The same accuracies as the direct call (a test checks)."""
-    import tensorflow as tf
-
-    spec = tf.TensorSpec((None, *model.input_shape[1:]), model.inputs[0].dtype)
-    return tf.function(lambda batch: model(batch, training=False), input_signature=[spec])
-
-
-_COMPILED = {}  # (architecture, budget) -> a compiled model and its traced forward pass, shared by all runs of run_grid
-
-
 def run_grid(builders, data, fractions=(1.0,), seeds=(0, 1, 2), steps=300, batch_size=64, progress=True,
              keep_models=False, **recipe_overrides):
     """Train every model of ``builders`` (name -> ``build(seed)``, as for :func:`train_run`) on every fraction of
@@ -134,8 +99,8 @@ def run_grid(builders, data, fractions=(1.0,), seeds=(0, 1, 2), steps=300, batch
     ``recipe_overrides`` change the optimiser for every run (e.g. ``learning_rate=1e-3``). ``keep_models=True``
     adds ``trained``, the trained model, to every row.
 
-    On TensorFlow each architecture is compiled once; every run starts from the weights ``build(seed)`` gives under
-    its seed and a fresh optimiser state, so the result equals :func:`train_run`'s (a test checks it).
+    Every run starts from the weights ``build(seed)`` gives under its seed and a fresh optimiser state, so the result
+    equals :func:`train_run`'s (a test checks it). The speed layer is on as the recipe says (:mod:`vitlib.speed`).
     """
     if not builders:
         raise ValueError("builders is empty: give at least one name -> build() pair.")
@@ -143,43 +108,48 @@ def run_grid(builders, data, fractions=(1.0,), seeds=(0, 1, 2), steps=300, batch
         _check_fraction(fraction)
     config, steps_per_epoch = budget(steps, batch_size, **recipe_overrides)
     rows, total = [], len(builders) * len(fractions) * len(seeds)
-    for name, build in builders.items():
-        for seed in seeds:
-            set_seed(seed)
-            fresh = build(seed)  # this seed's initial weights
-            # On TensorFlow, models of one architecture and budget share one compiled model: one traced training step.
-            # On JAX and PyTorch a compiled model trained a second time from reset weights and optimiser gave other
-            # numbers (some trainer state survives), so every run compiles its own there.
-            shared = forward = None
-            if keras.backend.backend() == "tensorflow":
-                key = (_architecture(fresh), steps, batch_size, json.dumps(recipe_overrides, sort_keys=True, default=str))
-                if key not in _COMPILED:
-                    # fresh itself, unless it is kept as a trained model (keep_models): one build fewer
-                    compiled = _compile_run(build(seed) if keep_models else fresh, config, steps_per_epoch)
-                    _COMPILED[key] = compiled, _traced_forward(compiled)
-                shared, forward = _COMPILED[key]
-            start_weights = fresh.get_weights()
-            for k, fraction in enumerate(fractions):
-                model = shared if shared is not None else _compile_run(build(seed), config, steps_per_epoch)
-                part = fraction_of(data, fraction, seed)
-                model.set_weights(start_weights)
-                reset_optimizer(model.optimizer)
-                set_seed(seed)  # keeps TensorFlow's traced step (see vitlib._seed)
-                start = time.perf_counter()
-                model.fit(_pipeline(part, config, seed), epochs=config.epochs, steps_per_epoch=steps_per_epoch,
-                          verbose=0, shuffle=False)
-                row = {"model": name, "fraction": fraction, **_row(model, part, seed, time.perf_counter() - start, forward)}
-                if keep_models:  # a model of its own with the trained weights (the compiled one trains on)
-                    row["trained"] = fresh if k == 0 else build(seed)
-                    row["trained"].set_weights(model.get_weights())
-                rows.append(row)
-                if callable(progress):
-                    progress(len(rows), total, row)
-        if progress is True:
-            mine = [r for r in rows if r["model"] == name]
-            print(f"{name}: {len(mine)} runs, {sum(r['seconds'] for r in mine):.0f} s; mean test accuracy "
-                  f"{np.mean([r['test_accuracy'] for r in mine]):.1%} ({len(rows)} of {total} runs done)", flush=True)
+    with speed.switched(config.speed):
+        for name, build in builders.items():
+            for seed in seeds:
+                for row in _seed_runs(name, build, data, fractions, seed, config, steps_per_epoch, keep_models,
+                                      json.dumps(recipe_overrides, sort_keys=True, default=str)):
+                    rows.append(row)
+                    if callable(progress):
+                        progress(len(rows), total, row)
+            if progress is True:
+                _report(name, rows, total)
     return rows
+
+
+def _seed_runs(name, build, data, fractions, seed, config, steps_per_epoch, keep_models, overrides):
+    """The rows of one model and seed over every fraction, each run from ``build(seed)``'s weights."""
+    speed.set_seed(seed)
+    fresh = speed.accelerate(build(seed))  # this seed's initial weights
+    start_weights = fresh.get_weights()
+    key = json.dumps([_architecture(fresh), config.epochs * steps_per_epoch, config.batch_size, overrides])
+    for k, fraction in enumerate(fractions):
+        # With the speed layer on: one compiled model per architecture and budget (fresh itself, unless it is kept).
+        model, forward = speed.shared_model(key, lambda: _compile_run(
+            speed.accelerate(build(seed)) if keep_models else fresh, config, steps_per_epoch))
+        if model is None:
+            model = _compile_run(build(seed), config, steps_per_epoch)
+        model.set_weights(start_weights)
+        part = fraction_of(data, fraction, seed)
+        speed.set_seed(seed)
+        start = time.perf_counter()
+        model.fit(_pipeline(part, config, seed), epochs=config.epochs, steps_per_epoch=steps_per_epoch, verbose=0,
+                  shuffle=False)
+        row = {"model": name, "fraction": fraction, **_row(model, part, seed, time.perf_counter() - start, forward)}
+        if keep_models:  # a model of its own with the trained weights (the compiled one trains on)
+            row["trained"] = fresh if k == 0 else build(seed)
+            row["trained"].set_weights(model.get_weights())
+        yield row
+
+
+def _report(name, rows, total):
+    mine = [r for r in rows if r["model"] == name]
+    print(f"{name}: {len(mine)} runs, {sum(r['seconds'] for r in mine):.0f} s; mean test accuracy "
+          f"{np.mean([r['test_accuracy'] for r in mine]):.1%} ({len(rows)} of {total} runs done)", flush=True)
 
 
 def _architecture(model):

@@ -4,10 +4,10 @@ In a notebook the line is an IPython display that is updated in place, so the sa
 state (no flood of per-step lines); in a terminal it is rewritten with a carriage return; elsewhere (a pipe, a log
 file) only the last state is printed.
 
-    with vitlib.progress.Line("grid") as line:        # any loop
+    with vitlib.training.progress.Line("grid") as line:        # any loop
         for i in range(n):
             ...; line.update(f"{i + 1} of {n} runs")
-    model.fit(..., verbose=0, callbacks=[vitlib.progress.EpochLine("ViT")])   # Keras: one live line per fit
+    model.fit(..., verbose=0, callbacks=[vitlib.training.progress.EpochLine("ViT")])   # Keras: one live line per fit
 """
 import sys
 import time
@@ -15,7 +15,8 @@ import time
 import keras
 
 
-def _in_notebook():
+def in_notebook():
+    """Whether this runs in a Jupyter kernel (JupyterLab, nbval)."""
     shell = sys.modules.get("IPython") and sys.modules["IPython"].get_ipython()
     return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
 
@@ -25,7 +26,7 @@ class Line:
 
     def __init__(self, label=""):
         self.label, self.text, self._handle, self._start = label, "", None, time.perf_counter()
-        self._notebook, self._tty = _in_notebook(), sys.stdout.isatty()
+        self._notebook, self._tty = in_notebook(), sys.stdout.isatty()
 
     def _render(self):
         return f"{self.label + ': ' if self.label else ''}{self.text}  ({time.perf_counter() - self._start:.0f} s)"

@@ -1,13 +1,13 @@
 """Training recipes: :class:`TrainConfig`, everything about one run, and ``RECIPES``, the named, tuned ones.
 
-    config = vitlib.recipes.recipe("digits", epochs=5)   # then vitlib.training.train(config)
+    config = vitlib.training.recipes.recipe("digits", epochs=5)   # then vitlib.training.loop.train(config)
 """
 import dataclasses
 
 from vitlib import _checks
-from vitlib.devices import JIT_SETTINGS, PRECISIONS, STRATEGIES
-from vitlib.pipeline import AUGMENTATIONS
-from vitlib.resolution import POSITION_RESIZES
+from vitlib.data.pipeline import AUGMENTATIONS
+from vitlib.embeddings import POSITION_RESIZES
+from vitlib.training.devices import JIT_SETTINGS, PRECISIONS, STRATEGIES
 
 
 @dataclasses.dataclass
@@ -40,6 +40,7 @@ class TrainConfig:
     pos_resize: str = "bilinear"    # init_from at a new size: how its position embeddings reach the new grid
     shuffle_labels: bool = False    # a control: the training labels permuted at random, so there is nothing to learn
     track_layout: bool = False      # the locality gap after every epoch (history.csv), position tables in layout.npz
+    speed: bool = False             # the speed layer (vitlib.speed): the same numbers, faster on TensorFlow
 
     def __post_init__(self):
         for name in ("epochs", "batch_size"):
@@ -67,8 +68,8 @@ class TrainConfig:
             raise ValueError(f"distill_temperature must be positive, got {self.distill_temperature}.")
 
 
-# Every recipe builds its ViT with custom_gradients=True: vitlib.fast's LayerNorm and GELU, the same functions with
-# hand-written gradients, train faster on TensorFlow (benchmarks/RESULTS.md); other backends use Keras' own anyway.
+# Every recipe turns the speed layer on (speed=True, vitlib.speed): the same numbers, faster on TensorFlow
+# (benchmarks/RESULTS.md); VITLIB_SPEED=off, or speed=False, trains on plain Keras.
 # Recipes: digits for CPUs (the default, and what CI runs); CIFAR-10 for GPUs, after ViT-Lite-7/4 of
 # Hassani et al. (2021), "Escaping the Big Data Paradigm with Compact Transformers" (about 91 % reported
 # with 200+ epochs): patch 4, 7 layers, width 256, 4 heads, MLP 512, AdamW, warm-up + cosine, strong augmentation.
@@ -83,7 +84,7 @@ RECIPES = {
     "digits": dict(dataset="digits", epochs=20, batch_size=64, learning_rate=3e-3, weight_decay=0.05, warmup_epochs=3,
                    augment="none", flip=False, keep="last", train_on_validation=True,
                    model=dict(variant=None, patch_size=4, hidden_size=64, depth=3, num_heads=4, mlp_dim=128,
-                              stem="shifted", custom_gradients=True)),
+                              stem="shifted"), speed=True),
     # Digits at random places on a 16x16 canvas (an 8x8 grid of 2x2 patches), a new place every epoch. Chosen on the
     # validation split (benchmarks/RESULTS.md): plain 2x2 patches learn this slowly (46-79 % in 60 s), shifted patch
     # tokenization, whose tokens also see their neighbours' pixels, reached 96.5 % validation accuracy in 55 s.
@@ -91,7 +92,7 @@ RECIPES = {
                               batch_size=32,
                               learning_rate=2e-3, weight_decay=0.05, warmup_epochs=3, augment="none", flip=False,
                               model=dict(variant=None, patch_size=2, hidden_size=64, depth=3, num_heads=4, mlp_dim=128,
-                                         stem="shifted", custom_gradients=True)),
+                                         stem="shifted"), speed=True),
     # Notebook 07's experiment: the same model with the paper's plain patch embedding, on a 12x12 canvas (a 6x6 grid),
     # trained until it has learned the task, so that what its position embeddings hold comes from a working model.
     # Tuned on the validation split, seed 0 (benchmarks/RESULTS.md): plain 2x2 patches learn translated digits
@@ -102,14 +103,13 @@ RECIPES = {
                                       batch_size=64, learning_rate=2e-3, weight_decay=0.05, warmup_epochs=2,
                                       augment="none", flip=False, keep="last", jit_compile="xla", track_layout=True,
                                       model=dict(variant=None, patch_size=2, hidden_size=64, depth=3, num_heads=4,
-                                                 mlp_dim=128, stem="patch", custom_gradients=True)),
+                                                 mlp_dim=128, stem="patch"), speed=True),
     "position": dict(dataset="position", epochs=8, batch_size=64, augment="none", flip=False,
-                     model=dict(variant=None, patch_size=8, hidden_size=32, depth=2, num_heads=4, mlp_dim=64,
-                                custom_gradients=True)),
+                     model=dict(variant=None, patch_size=8, hidden_size=32, depth=2, num_heads=4, mlp_dim=64), speed=True),
     "cifar10": dict(dataset="cifar10", epochs=200, batch_size=128, learning_rate=1e-3, weight_decay=0.05,
                     warmup_epochs=10, augment="strong", flip=True,
                     model=dict(variant=None, patch_size=4, hidden_size=256, depth=7, num_heads=4, mlp_dim=512,
-                               drop_path=0.1, custom_gradients=True)),
+                               drop_path=0.1), speed=True),
 }
 
 

@@ -6,37 +6,34 @@ interpolated in 2-D (``"bilinear"``, ``"bicubic"``, ``"nearest"``) or, as the na
 (``"reinit"``). The paper's point: patch extraction and this interpolation are the only places where the 2-D
 structure of images is put into a ViT by hand.
 
-    big = vitlib.resolution.at_resolution(model, 16, "bicubic")    # then fine-tune big on 16x16 images
+    big = vitlib.training.resolution.at_resolution(model, 16, "bicubic")    # then fine-tune big on 16x16 images
+
+The images are resized with :func:`vitlib.data.images.resize_images`.
 """
 import dataclasses
 from pathlib import Path
 
 import keras
-import numpy as np
 
-from vitlib import _checks
-from vitlib._seed import set_seed
-from vitlib.embeddings import resize_position_embeddings
+from vitlib import _checks, speed
+from vitlib.embeddings import POSITION_RESIZES, resize_position_embeddings
 from vitlib.model import VisionTransformer
-
-# How the position embeddings reach the new grid: name -> interpolation of resize_position_embeddings, or None for
-# a fresh random table (the naive alternative, what a model without Sec. 3.2's trick would have to learn again).
-POSITION_RESIZES = {"bilinear": "bilinear", "bicubic": "bicubic", "nearest": "nearest", "reinit": None}
 
 
 def at_resolution(model, image_size, method="bilinear", seed=0):
     """A copy of the vitlib ViT ``model`` for images of ``image_size`` (an int or (height, width)), same patch size.
 
     Every weight is copied unchanged except the learned position embeddings, which are resized to the new patch
-    grid by ``method`` (one of ``POSITION_RESIZES``; ``"reinit"`` keeps the new model's random table, drawn with
-    ``seed``). Fixed sin-cos tables are computed anew for the new grid. Returns the new model (not compiled).
+    grid by ``method`` (one of ``vitlib.embeddings.POSITION_RESIZES``; ``"reinit"`` keeps the new model's random
+    table, drawn with ``seed``). Fixed sin-cos tables are computed anew for the new grid. Returns the new model (not
+    compiled).
     """
     if not isinstance(model, VisionTransformer):
         raise ValueError(f"at_resolution needs a vitlib ViT (built by vitlib.build_vit or loaded from its .keras "
                          f"file), got {type(model).__name__}.")
     _checks.choice("position resize method", method, tuple(POSITION_RESIZES))
     config = dataclasses.replace(model.config, image_size=image_size)  # checks that the patch size divides it
-    set_seed(seed)
+    speed.set_seed(seed)
     new = VisionTransformer(config, name=model.name)
     old_table = model.get_layer("position_embedding").embeddings
     new_table = new.get_layer("position_embedding").embeddings
@@ -49,26 +46,12 @@ def at_resolution(model, image_size, method="bilinear", seed=0):
                 continue
             value = resize_position_embeddings(keras.ops.convert_to_numpy(old_table), config.grid_size,
                                                old_grid=model.config.grid_size,
-                                               num_prefix_tokens=int(config.pool == "token"),
+                                               num_prefix_tokens=config.num_prefix_tokens,
                                                interpolation=POSITION_RESIZES[method])
         else:
             value = keras.ops.convert_to_numpy(source)
         target.assign(value)
     return new
-
-
-def resize_images(images, image_size, interpolation="bilinear"):
-    """Images (n, H, W, C) resized to ``image_size`` (an int or (height, width)), as NumPy float32 in [0, 1]."""
-    images = np.asarray(images, "float32")
-    if images.ndim != 4:
-        raise ValueError(f"images must be (n, height, width, channels), got shape {images.shape}.")
-    size = _checks.int_pair("image_size", image_size)
-    if tuple(images.shape[1:3]) == size:
-        return images
-    if len(images) == 0:  # an empty split (e.g. no validation images)
-        return np.zeros((0, *size, images.shape[3]), "float32")
-    resized = keras.ops.image.resize(images, size, interpolation=interpolation, antialias=True)
-    return np.clip(keras.ops.convert_to_numpy(resized), 0.0, 1.0).astype("float32")
 
 
 def load_vit(path):

@@ -1,6 +1,6 @@
 """Reading checkpoint files of other ViT implementations: a dict of tensor name -> NumPy array, and which of three
 naming schemes it uses (``"hf"``: Hugging Face transformers, ``"timm"``, ``"npz"``: the paper's official code).
-:mod:`vitlib.pretrained` maps those names onto a vitlib model.
+:mod:`vitlib.weights.pretrained` maps those names onto a vitlib model.
 
 A missing file is a ``FileNotFoundError``; a damaged or truncated one a ``ValueError`` naming the file.
 """

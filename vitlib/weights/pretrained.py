@@ -10,7 +10,7 @@ Three formats, the ones users commonly have:
   e.g. ``ViT-B_16.npz``).
 
     model = vitlib.build_vit("B/16", image_size=224, num_classes=1000)
-    vitlib.pretrained.load_weights(model, "model.safetensors")
+    vitlib.weights.pretrained.load_weights(model, "model.safetensors")
 
 The model must have the checkpoint's width, depth and MLP size, a patch stem and the class token
 (``pool="token"``, as the paper's models). A different image size is fine: the position embeddings are
@@ -24,8 +24,8 @@ Nothing is downloaded here: fetch the file first (e.g. ``huggingface_hub.hf_hub_
 import keras
 import numpy as np
 
-from vitlib.checkpoints import FORMATS, Tracked, detect_format, read_checkpoint  # noqa: F401  (re-exported)
 from vitlib.embeddings import resize_position_embeddings
+from vitlib.weights.checkpoints import Tracked, detect_format, read_checkpoint
 
 
 def _torch_outer_tensors(w, patch, cls, pos, norm, head):

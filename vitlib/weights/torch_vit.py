@@ -23,9 +23,9 @@ try:
     import torch
     from torch import nn
 except ImportError as error:  # pragma: no cover - PyTorch is installed by `make lab` and `make test`
-    raise ImportError("vitlib.torch_vit needs PyTorch: pip install torch (the CPU build is enough).") from error
+    raise ImportError("vitlib.weights.torch_vit needs PyTorch: pip install torch (the CPU build is enough).") from error
 
-from vitlib.fast import LAYER_NORM_EPSILON
+from vitlib.encoder import LAYER_NORM_EPSILON
 
 
 class Attention(nn.Module):
@@ -59,6 +59,10 @@ class EncoderBlock(nn.Module):
         return x + self.fc2(nn.functional.gelu(self.fc1(self.norm2(x))))
 
 
+# The pools of vitlib.model.POOLS ported: the class token's state (Eq. 4) or the mean of the tokens (appendix D.3).
+POOLS = {"token": lambda x: x[:, 0], "gap": lambda x: x.mean(dim=1)}
+
+
 class ViT(nn.Module):
     """The ViT of a :class:`vitlib.ViTConfig` in plain PyTorch: images (B, H, W, C) -> logits (B, classes).
 
@@ -69,7 +73,7 @@ class ViT(nn.Module):
         _check_supported(config)
         self.config = c = config
         self.patch_embedding = nn.Conv2d(c.channels, c.hidden_size, kernel_size=c.patch_size, stride=c.patch_size)
-        self.class_token = nn.Parameter(torch.zeros(1, 1, c.hidden_size)) if c.pool == "token" else None
+        self.class_token = nn.Parameter(torch.zeros(1, 1, c.hidden_size)) if c.num_prefix_tokens else None
         table = torch.zeros(1, c.num_tokens, c.hidden_size)
         if c.pos_embedding == "learned":
             self.position_embedding = nn.Parameter(table)
@@ -90,18 +94,19 @@ class ViT(nn.Module):
         for block in self.blocks:
             x = block(x)
         x = self.norm(x)
-        y = x[:, 0] if self.config.pool == "token" else x.mean(dim=1)  # Eq. 4, or mean pooling (appendix D.3)
+        y = POOLS[self.config.pool](x)
         logits = self.head(y)
         return torch.softmax(logits, -1) if self.config.classifier_activation == "softmax" else logits
 
 
 def _check_supported(config):
-    unsupported = {name: getattr(config, name) for name, paper in (("stem", "patch"), ("attention", "mhsa"))
-                   if getattr(config, name) != paper}
+    paper = (("stem", ("patch",)), ("attention", ("mhsa",)), ("attention_position", ("none",)), ("pool", tuple(POOLS)))
+    unsupported = {name: getattr(config, name) for name, ported in paper if getattr(config, name) not in ported}
     if unsupported:
         given = ", ".join(f"{k}={v!r}" for k, v in unsupported.items())
-        raise ValueError(f"vitlib.torch_vit ports the paper's ViT (stem='patch', attention='mhsa'); this model has "
-                         f"{given}. Build it with the defaults, or port that layer too.")
+        raise ValueError(f"vitlib.weights.torch_vit ports the paper's ViT (stem='patch', attention='mhsa', no position "
+                         f"inside attention, pool {' or '.join(map(repr, POOLS))}); this model has {given}. Build it "
+                         "with the defaults, or port that layer too.")
 
 
 _RENAMES = {"patch_embedding/projection": "patch_embedding", "class_token/token": "class_token",

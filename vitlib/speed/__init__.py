@@ -1,0 +1,140 @@
+"""The speed layer: what makes vitlib train faster on TensorFlow, behind one switch that is off by default.
+
+The teaching core (patches ... costs) and the training loop are plain Keras. With the switch on they hand four things
+to this package, each of which gives the numbers of the plain path (the tests of each module check it):
+
+- :mod:`~vitlib.speed.gradients`: LayerNorm and GELU with hand-written gradients, swapped into a built ViT;
+- :mod:`~vitlib.speed.adamw`: Keras' AdamW with an update that TensorFlow traces faster;
+- :mod:`~vitlib.speed.compiled`: a compiled training model reused by the next run that differs only in its seed, and
+  one per architecture for the many short runs of ``training.experiments.run_grid``;
+- :mod:`~vitlib.speed.seeding`: seeding a run without making TensorFlow rebuild its traced steps.
+
+The training recipes turn it on (``TrainConfig.speed=True``): ``training.loop.train`` and ``run_grid`` run inside
+``switched(config.speed)``. ``VITLIB_SPEED=off`` in the environment keeps it off whatever a recipe says (the test suite
+runs the plain path so). These tricks use Keras internals, so on a Keras they were not checked against
+(``TESTED_KERAS``) the switch stays off, with one warning, and training runs on plain Keras.
+"""
+import contextlib
+import importlib
+import os
+import warnings
+
+import keras
+
+TESTED_KERAS = ("3.15.",)  # Keras versions whose internals this package was checked against
+_PRIVATE = {  # the Keras internals it uses, checked before it switches on
+    "keras.src.backend.common.global_state": ("set_global_attribute",),
+    "keras.src.random.seed_generator": ("GLOBAL_SEED_GENERATOR",),
+    "keras.src.utils.rng_utils": ("GLOBAL_RANDOM_SEED",),
+}
+_ON = [False]
+
+
+class SpeedLayerOff(UserWarning):
+    """The speed layer was asked for but stays off (a Keras it was not checked against)."""
+
+
+def compatible():
+    """Whether this Keras is one the speed layer was checked against and has the internals it uses."""
+    if not keras.version().startswith(TESTED_KERAS):
+        return False
+    try:
+        modules = {name: importlib.import_module(name) for name in _PRIVATE}
+    except ImportError:
+        return False
+    hooks = [(keras.optimizers.AdamW, "_apply_weight_decay"), (keras.optimizers.AdamW, "_backend_update_step"),
+             (keras.layers.Layer, "_flatten_layers")]
+    return (all(hasattr(modules[m], name) for m, names in _PRIVATE.items() for name in names)
+            and all(hasattr(owner, name) for owner, name in hooks))
+
+
+def enabled():
+    """Whether the speed layer is on now."""
+    return _ON[0]
+
+
+@contextlib.contextmanager
+def switched(on=True):
+    """Run the block with the speed layer on (``on=True``, where allowed) or off, then restore the previous state.
+    It stays off under ``VITLIB_SPEED=off``, and, with one warning, on a Keras it was not checked against."""
+    previous = _ON[0]
+    _ON[0] = bool(on) and os.environ.get("VITLIB_SPEED", "on").lower() not in ("off", "0", "false") and _allowed()
+    try:
+        yield _ON[0]
+    finally:
+        _ON[0] = previous
+
+
+def _allowed():
+    if compatible():
+        return True
+    warnings.warn(f"vitlib.speed stays off: Keras {keras.version()} is not one it was checked against "
+                  f"({', '.join(v + 'x' for v in TESTED_KERAS)}); training runs on plain Keras, only slower.",
+                  SpeedLayerOff, stacklevel=4)
+    return False
+
+
+def _tensorflow():
+    return _ON[0] and keras.backend.backend() == "tensorflow"
+
+
+def accelerate(model):
+    """``model`` with its LayerNorms and GELUs computing their gradients by hand (:mod:`~vitlib.speed.gradients`):
+    the same weights and outputs. Unchanged when the speed layer is off, or not on TensorFlow."""
+    if _tensorflow():
+        from vitlib.speed import gradients
+
+        gradients.swap_in(model)
+    return model
+
+
+def optimizer(plain):
+    """The optimiser to compile with: ``plain``, or for Keras' AdamW with the speed layer on, :class:`vitlib.speed.
+    adamw.AdamW` with its configuration (the same updates, traced faster)."""
+    if _tensorflow() and type(plain) is keras.optimizers.AdamW:
+        from vitlib.speed import adamw
+
+        return adamw.AdamW.from_config(plain.get_config())
+    return plain
+
+
+def build_optimizer(model):
+    """With the speed layer on: create a compiled model's optimiser slots now. Created while TensorFlow traces the
+    first step, they make it trace the whole step a second time."""
+    if _tensorflow():
+        model.optimizer.build(model.trainable_variables)
+
+
+def set_seed(seed):
+    """``keras.utils.set_random_seed(seed)``; with the speed layer on, without resetting TensorFlow's global seed,
+    which makes TensorFlow rebuild every traced step (:mod:`~vitlib.speed.seeding`)."""
+    if _ON[0]:
+        from vitlib.speed import seeding
+
+        return seeding.set_seed(seed)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ValueError(f"seed must be an int, got {seed!r}.")
+    keras.utils.set_random_seed(seed)
+
+
+def training_model(key, wrapper, compile_fn, vit, reuse=True):
+    """``(compile_fn(wrapper), vit)``; with the speed layer on (TensorFlow, ``reuse``), the model compiled last for the
+    same ``key`` instead, loaded with ``wrapper``'s weights (:mod:`~vitlib.speed.compiled`)."""
+    if _tensorflow() and reuse:
+        from vitlib.speed import compiled
+
+        return compiled.training_model(key, wrapper, compile_fn, vit)
+    return compile_fn(wrapper), vit
+
+
+def shared_model(key, compile_fn):
+    """``(model, forward)`` for one of many short runs: with the speed layer on (TensorFlow), the model ``compile_fn()``
+    compiled the first time for ``key`` (an architecture and budget), its optimiser zeroed for this run, and its
+    ``model(batch, training=False)`` traced once; else ``(None, None)``: the caller compiles its own."""
+    if not _tensorflow():
+        return None, None
+    from vitlib.speed import compiled
+
+    model, forward = compiled.shared_model(key, compile_fn)
+    compiled.reset_optimizer(model.optimizer)
+    return model, forward

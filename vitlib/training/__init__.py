@@ -1,0 +1,14 @@
+"""Training a ViT, plain Keras ``fit`` throughout.
+
+- :mod:`vitlib.training.recipes`: what to train (``TrainConfig``, ``RECIPES``, ``recipe``);
+- :mod:`vitlib.training.devices`: where and how (GPUs, mixed precision, XLA, several devices);
+- :mod:`vitlib.training.schedule`: the learning rate (``WarmupCosine``);
+- :mod:`vitlib.training.distill`: a small CNN baseline and teacher, distillation (DeiT);
+- :mod:`vitlib.training.loop`: the run itself (``train``, ``compile_for_training``, ``read_history``);
+- :mod:`vitlib.training.backup`, :mod:`vitlib.training.multiworker`: runs that survive being killed, several machines;
+- :mod:`vitlib.training.progress`: one live line of progress in notebooks and terminals;
+- :mod:`vitlib.training.resolution`: a trained ViT at a new resolution (Sec. 3.2);
+- :mod:`vitlib.training.experiments`: many short controlled runs (notebook 08).
+
+The command line is ``python -m vitlib.train``.
+"""
