@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from vitlib import backup, multiworker
-from vitlib.training import read_history
+from vitlib.training import backup, multiworker
+from vitlib.training.fitting import read_history
 
 pytestmark = pytest.mark.tensorflow_only
 ROOT = Path(__file__).resolve().parents[1]

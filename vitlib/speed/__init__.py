@@ -9,6 +9,9 @@ to this package, each of which gives the numbers of the plain path (the tests of
   one per architecture for the many short runs of ``training.experiments.run_grid``;
 - :mod:`~vitlib.speed.seeding`: seeding a run without making TensorFlow rebuild its traced steps.
 
+It is also the one place where vitlib reaches into Keras internals, so that a Keras upgrade is checked here alone:
+:func:`build_before_fit` (a Keras bug's work-around that multi-worker training needs, switch or not) lives here too.
+
 The training recipes turn it on (``TrainConfig.speed=True``): ``training.loop.train`` and ``run_grid`` run inside
 ``switched(config.speed)``. ``VITLIB_SPEED=off`` in the environment keeps it off whatever a recipe says (the test suite
 runs the plain path so). These tricks use Keras internals, so on a Keras they were not checked against
@@ -43,7 +46,7 @@ def compatible():
     except ImportError:
         return False
     hooks = [(keras.optimizers.AdamW, "_apply_weight_decay"), (keras.optimizers.AdamW, "_backend_update_step"),
-             (keras.layers.Layer, "_flatten_layers")]
+             (keras.layers.Layer, "_flatten_layers"), (keras.Model, "_symbolic_build")]
     return (all(hasattr(modules[m], name) for m, names in _PRIVATE.items() for name in names)
             and all(hasattr(owner, name) for owner, name in hooks))
 
@@ -138,3 +141,14 @@ def shared_model(key, compile_fn):
     model, forward = compiled.shared_model(key, compile_fn)
     compiled.reset_optimizer(model.optimizer)
     return model, forward
+
+
+def build_before_fit(model, element_spec):
+    """Build a compiled model, its loss, metrics and optimiser, on a batch of ``element_spec`` (a ``tf.data`` pipeline's)
+    and keep ``fit`` from building it again: Keras 3's ``fit`` under a multi-worker strategy builds on a batch averaged
+    across workers, which fails (tensorflow#72388). Needed whether or not the speed layer is on; on a Keras this package
+    was not checked against it is skipped with one warning (a newer Keras may have fixed the bug)."""
+    if _allowed():
+        from vitlib.speed import compiled
+
+        compiled.build_before_fit(model, element_spec)

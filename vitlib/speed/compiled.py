@@ -1,4 +1,4 @@
-"""Compiled models kept for the next run: part of the speed layer (:mod:`vitlib.speed`).
+"""Compiled models kept for the next run, and built before ``fit``: part of the speed layer (:mod:`vitlib.speed`).
 
 Compiling a ViT's training step takes seconds, often as long as a short run itself (benchmarks/RESULTS.md). Two
 users keep a compiled model instead of compiling again:
@@ -56,6 +56,17 @@ def shared_model(key, compile_fn):
         spec = tf.TensorSpec((None, *model.input_shape[1:]), model.inputs[0].dtype)
         _SHARED[key] = model, tf.function(lambda batch: model(batch, training=False), input_signature=[spec])
     return _SHARED[key]
+
+
+def build_before_fit(model, element_spec):
+    """Build ``model`` with its compiled loss, metrics and optimiser on a one-image batch of ``element_spec``, and make
+    ``fit``'s own build (which fails under a multi-worker strategy, tensorflow#72388) do nothing."""
+    import tensorflow as tf
+
+    batch = tf.nest.map_structure(lambda s: keras.KerasTensor((1, *s.shape[1:]), s.dtype.name), element_spec)
+    with model.distribute_strategy.scope():
+        model._symbolic_build(data_batch=batch)
+    model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None  # built: nothing left to build in fit
 
 
 def forget():

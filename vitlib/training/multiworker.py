@@ -4,8 +4,10 @@ machine (or several on one machine, as the tests do), each told the cluster and 
 workers at every step. Use it with ``strategy="multiworker"`` (``python -m vitlib.train --strategy multiworker``).
 
 Keras 3's ``fit`` needs two work-arounds here (tensorflow#72388), both in :func:`prepare`: the model is built
-before ``fit`` (Keras would build it on a batch averaged across workers, which fails), and each step reports its
-metrics as 1-element vectors (Keras averages every metric over axis 0 across workers, which fails for a scalar).
+before ``fit`` (Keras would build it on a batch averaged across workers, which fails), which takes Keras internals and
+so lives with vitlib's other uses of them in :mod:`vitlib.speed` (:func:`vitlib.speed.build_before_fit`); and each step
+reports its metrics as 1-element vectors (Keras averages every metric over axis 0 across workers, which fails for a
+scalar).
 
 Worker 0, the chief, writes the run's files into ``out_dir``; worker k writes its own copies into
 ``out_dir/worker{k}`` (its backup included), so that workers sharing one disk never write the same file.
@@ -72,13 +74,11 @@ def folder(out):
 def prepare(model, element_spec):
     """Make a compiled model trainable by Keras 3's ``fit`` across workers (see the module's docstring).
     ``element_spec``: the training pipeline's, to build the model, its loss, metrics and optimiser from."""
-    import keras
     import tensorflow as tf
 
-    batch = tf.nest.map_structure(lambda s: keras.KerasTensor((1, *s.shape[1:]), s.dtype.name), element_spec)
-    with model.distribute_strategy.scope():
-        model._symbolic_build(data_batch=batch)
-    model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None  # built: nothing to build in fit
+    from vitlib import speed
+
+    speed.build_before_fit(model, element_spec)
 
     def as_vectors(step):
         return lambda data: {name: tf.reshape(value, [1]) for name, value in step(data).items()}
