@@ -26,7 +26,28 @@ def _fresh_keras_session():
     yield
 
 
+@pytest.fixture(autouse=True)
+def _plain_keras_unless_marked_speed(request, monkeypatch):
+    """The suite tests the plain path: the speed layer stays off (VITLIB_SPEED=off, which subprocesses inherit too)
+    even where a recipe turns it on. Tests marked ``speed`` test the speed layer itself, with the switch as asked."""
+    if request.node.get_closest_marker("speed") is None:
+        monkeypatch.setenv("VITLIB_SPEED", "off")
+    else:
+        monkeypatch.delenv("VITLIB_SPEED", raising=False)
+
+
+@pytest.fixture
+def fresh_exercise_session():
+    """The exercise checker remembers tries, hints and solutions per session: each test starts afresh."""
+    from vitlib.exercises import checker
+
+    for record in (checker._WRONG_TRIES, checker._HINTS_SHOWN, checker._TRIED, checker._SOLUTION_ASKED):
+        record.clear()
+
+
 def pytest_configure(config):
+    config.addinivalue_line("markers", "speed: tests the speed layer (vitlib.speed) itself; every other test runs with it "
+                                       "switched off (VITLIB_SPEED=off)")
     config.addinivalue_line("markers", "tensorflow_only: needs TensorFlow as the Keras backend (notebooks, browser)")
     config.addinivalue_line("markers", "backend_independent: uses no Keras backend (files, packaging, NumPy, tf.data "
                                        "loaders, figures): run once, in the TensorFlow stage")

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 import vitlib
-from vitlib import analysis, training
+from vitlib.inspection import analysis
+from vitlib.training import loop, recipes
 
 
 def softmax(x):
@@ -192,10 +193,10 @@ def test_untrained_copy_has_the_configuration_and_fresh_seeded_weights():
 
 
 def test_layout_tracker_logs_the_gap_every_epoch_and_keeps_tables_at_its_epochs(tmp_path):
-    config = training.recipe("translated_digits_patches", epochs=3, warmup_epochs=0, jit_compile="auto",
+    config = recipes.recipe("translated_digits_patches", epochs=3, warmup_epochs=0, jit_compile="auto",
                              track_layout=True, keep="last", model={"hidden_size": 16, "depth": 1, "num_heads": 2,
                                                                   "mlp_dim": 16})
-    result = training.train(config, tmp_path / "run", verbose=0)
+    result = loop.train(config, tmp_path / "run", verbose=0)
     gaps = result["history"]["locality_gap"]
     tables = analysis.read_snapshots(tmp_path / "run" / "layout.npz")
     assert len(gaps) == 3 and sorted(tables) == ["epoch_0", "epoch_1", "epoch_2", "epoch_3"]  # 0, 1, 2 and the last

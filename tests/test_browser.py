@@ -29,14 +29,14 @@ ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = "01_images_as_words.ipynb"
 EXPLORERS = "explorers.ipynb"  # written by the fixture: notebook 07's explorers on small, quick inputs
 EXPLORER_CELLS = [
-    "import numpy as np\nimport vitlib\nfrom vitlib import analysis",
+    "import numpy as np\nimport vitlib\nfrom vitlib.inspection import analysis, widgets",
     "grid = (6, 6)\nsincos = analysis.position_similarity(vitlib.sincos_2d(grid, 64), grid, num_prefix_tokens=0)\n"
     "noise = analysis.position_similarity(np.random.default_rng(0).normal(size=(36, 64)), grid, num_prefix_tokens=0)\n"
-    "vitlib.widgets.SimilarityExplorer({'sin-cos': sincos, 'random': noise})",
+    "widgets.SimilarityExplorer({'sin-cos': sincos, 'random': noise})",
     "model = vitlib.build_vit(None, image_size=12, channels=1, patch_size=2, hidden_size=32, depth=2, num_heads=2,\n"
     "                         mlp_dim=64, num_classes=10)\n"
-    "images = vitlib.data.load_dataset('translated_digits', canvas_size=12).x_test[:4]\n"
-    "vitlib.widgets.AttentionExplorer({'model': model, 'control': analysis.untrained_copy(model, 1)}, images)",
+    "images = vitlib.load_dataset('translated_digits', canvas_size=12).x_test[:4]\n"
+    "widgets.AttentionExplorer({'model': model, 'control': analysis.untrained_copy(model, 1)}, images)",
 ]
 SHOTS = ROOT / "build" / "browser"
 

@@ -1,14 +1,13 @@
 import keras
 import numpy as np
 import pytest
-from keras import ops
 
-from vitlib import data
+from vitlib.data import datasets, images
 
 
 @pytest.mark.backend_independent
 def test_digits_load_with_disjoint_stratified_splits():
-    ds = data.load_dataset("digits")
+    ds = datasets.load_dataset("digits")
     assert ds.image_shape == (8, 8, 1) and ds.num_classes == 10
     assert len(ds.y_train) + len(ds.y_val) + len(ds.y_test) == 1797
     assert 0.0 <= ds.x_train.min() and ds.x_train.max() <= 1.0 and ds.x_train.dtype == np.float32
@@ -22,7 +21,7 @@ def test_digits_load_with_disjoint_stratified_splits():
 
 @pytest.mark.backend_independent
 def test_validation_images_can_join_the_training_split():
-    ds = data.load_dataset("digits")
+    ds = datasets.load_dataset("digits")
     final = ds.with_validation_in_training()
     np.testing.assert_array_equal(final.x_train, np.concatenate([ds.x_train, ds.x_val]))
     np.testing.assert_array_equal(final.y_train, np.concatenate([ds.y_train, ds.y_val]))
@@ -33,23 +32,23 @@ def test_validation_images_can_join_the_training_split():
 
 @pytest.mark.backend_independent
 def test_same_seed_same_split_other_seed_other_split():
-    a, b, c = data.load_dataset("digits", seed=0), data.load_dataset("digits", seed=0), data.load_dataset("digits", seed=1)
+    a, b, c = (datasets.load_dataset("digits", seed=seed) for seed in (0, 0, 1))
     np.testing.assert_array_equal(a.y_test, b.y_test)
     assert not np.array_equal(a.x_test, c.x_test)
 
 
 @pytest.mark.backend_independent
 def test_position_dataset_is_embedded():
-    ds = data.load_dataset("position")
+    ds = datasets.load_dataset("position")
     assert ds.image_shape == (32, 32, 1) and ds.class_names[0] == "top-left"
 
 
 @pytest.mark.backend_independent
 def test_unknown_dataset_and_bad_fractions_are_refused():
     with pytest.raises(ValueError, match="Unknown dataset name 'imagenet'.*'cifar10'"):
-        data.load_dataset("imagenet")
+        datasets.load_dataset("imagenet")
     with pytest.raises(ValueError, match="validation_fraction must be in"):
-        data.load_dataset("digits", validation_fraction=0.0)
+        datasets.load_dataset("digits", validation_fraction=0.0)
 
 
 @pytest.mark.backend_independent
@@ -58,8 +57,9 @@ def test_offline_download_fails_with_a_clear_message(monkeypatch):
         raise Exception("URL fetch failure on https://...: None -- [Errno -3] Temporary failure in name resolution")
 
     monkeypatch.setattr(keras.datasets.cifar10, "load_data", offline)
-    with pytest.raises(data.DatasetUnavailableError, match=r"download it once.*keras.datasets.cifar10.load_data\(\).*'digits'"):
-        data.load_dataset("cifar10")
+    message = r"download it once.*keras.datasets.cifar10.load_data\(\).*'digits'"
+    with pytest.raises(datasets.DatasetUnavailableError, match=message):
+        datasets.load_dataset("cifar10")
 
 
 @pytest.mark.backend_independent
@@ -68,35 +68,16 @@ def test_cached_keras_dataset_is_scaled_and_split(monkeypatch):
     train = (rng.integers(0, 256, (500, 28, 28), dtype=np.uint8), rng.integers(0, 10, 500).astype(np.uint8))
     test = (rng.integers(0, 256, (100, 28, 28), dtype=np.uint8), rng.integers(0, 10, 100).astype(np.uint8))
     monkeypatch.setattr(keras.datasets.mnist, "load_data", lambda: (train, test))
-    ds = data.load_dataset("mnist")
+    ds = datasets.load_dataset("mnist")
     assert ds.image_shape == (28, 28, 1) and len(ds.y_test) == 100 and len(ds.y_train) + len(ds.y_val) == 500
     np.testing.assert_allclose(ds.x_test[..., 0], test[0] / 255.0, atol=1e-7)
 
 
-def test_pipeline_batches_and_one_hot_labels():
-    x = np.zeros((10, 4, 4, 1), "float32")
-    y = np.arange(10) % 3
-    batches = list(data.make_pipeline(x, y, batch_size=4, num_classes=3))
-    assert [tuple(b[0].shape) for b in batches] == [(4, 4, 4, 1), (4, 4, 4, 1), (2, 4, 4, 1)]
-    np.testing.assert_array_equal(np.asarray(batches[0][1]), np.eye(3)[y[:4]])
-
-
-def test_augmentation_only_acts_in_training():
-    x = np.random.default_rng(0).random((8, 16, 16, 3)).astype("float32")
-    for kind in ("basic", "strong"):
-        aug = data.augmentation(kind)
-        np.testing.assert_array_equal(ops.convert_to_numpy(aug(x, training=False)), x)
-        assert not np.allclose(ops.convert_to_numpy(aug(x, training=True)), x)
-    np.testing.assert_array_equal(ops.convert_to_numpy(data.augmentation("none")(x, training=True)), x)
-    with pytest.raises(ValueError, match="Unknown augmentation 'heavy'"):
-        data.augmentation("heavy")
-
-
 @pytest.mark.backend_independent
 def test_translated_digits_are_the_digits_at_fixed_seeded_places_on_the_canvas():
-    plain = data.load_dataset("digits", seed=3)
-    moved = data.load_dataset("translated_digits", seed=3, canvas_size=12)
-    again = data.load_dataset("translated_digits", seed=3, canvas_size=12)
+    plain = datasets.load_dataset("digits", seed=3)
+    moved = datasets.load_dataset("translated_digits", seed=3, canvas_size=12)
+    again = datasets.load_dataset("translated_digits", seed=3, canvas_size=12)
     assert moved.image_shape == (12, 12, 1) and moved.num_classes == 10
     for split in ("train", "val", "test"):
         x, small = getattr(moved, f"x_{split}"), getattr(plain, f"x_{split}")
@@ -112,114 +93,20 @@ def test_translated_digits_are_the_digits_at_fixed_seeded_places_on_the_canvas()
 
 
 @pytest.mark.backend_independent
-def test_placement_offsets_are_multiples_of_the_step_and_fit():
-    digits = np.ones((500, 8, 8, 1), "float32")
-    canvases, offsets = data.place_digits(digits, canvas_size=16, step=2, seed=0)
-    assert set(np.unique(offsets)) == {0, 2, 4, 6, 8}
-    np.testing.assert_array_equal(canvases.sum(axis=(1, 2, 3)), 64)
-
-
-@pytest.mark.backend_independent
-def test_training_pipeline_moves_each_digit_anew_every_epoch_and_reproducibly():
-    ds = data.load_dataset("translated_digits", canvas_size=16)
-    x, y = ds.x_train[:16], ds.y_train[:16]
-    first_ink = lambda batch: np.array([np.argwhere(im[..., 0] > 0).min(0) for im in batch])  # noqa: E731
-    pipe = data.make_pipeline(x, y, 16, map_fn=ds.train_map, seed=5)
-    epochs = [next(iter(pipe))[0].numpy() for _ in range(3)]
-    for batch in epochs:
-        np.testing.assert_allclose(batch.sum(axis=(1, 2, 3)), x.sum(axis=(1, 2, 3)), rtol=1e-6)  # ink kept whole
-        for moved, original in zip(batch, x):  # the same pixels, shifted
-            r, c = np.argwhere(moved[..., 0] > 0).min(0) - np.argwhere(original[..., 0] > 0).min(0)
-            np.testing.assert_array_equal(np.roll(original, (r, c), axis=(0, 1)), moved)
-    assert not np.array_equal(first_ink(epochs[0]), first_ink(epochs[1]))  # a new place each epoch
-    again = next(iter(data.make_pipeline(x, y, 16, map_fn=ds.train_map, seed=5)))[0].numpy()
-    np.testing.assert_array_equal(again, epochs[0])  # the same sequence from the same seed
-    untouched = next(iter(data.make_pipeline(ds.x_test[:4], ds.y_test[:4], 4)))[0].numpy()
-    np.testing.assert_array_equal(untouched, ds.x_test[:4])  # no map: images as stored
-
-
-def test_autotuning_is_off_on_a_cpu_and_changes_no_batch(monkeypatch):
-    from vitlib import devices
-
-    monkeypatch.setattr(devices, "gpu_available", lambda: False)  # whatever this machine has
-    ds = data.load_dataset("translated_digits", canvas_size=12)
-    x, y = ds.x_train[:40], ds.y_train[:40]
-
-    def two_epochs(autotune):
-        pipe = data.make_pipeline(x, y, 16, 10, shuffle=True, seed=3, map_fn=ds.train_map, autotune=autotune)
-        return pipe, [np.concatenate([b[0].numpy().ravel() for b in pipe]) for _ in range(2)]
-
-    default, batches = two_epochs("auto")
-    assert default.options().autotune.enabled is False  # no GPU here: the cores are left to training
-    tuned, tuned_batches = two_epochs(True)
-    assert tuned.options().autotune.enabled is True
-    for mine, theirs in zip(batches, tuned_batches):  # the same images in the same order, epoch by epoch
-        np.testing.assert_array_equal(mine, theirs)
-    assert not np.array_equal(batches[0], batches[1])
-    padded = data.make_pipeline(x[:5], y[:5], 4, 10, pad_to=2)
-    assert padded.options().autotune.enabled is False
-    monkeypatch.setattr(devices, "gpu_available", lambda: True)  # with a GPU, "auto" keeps tf.data's autotuning
-    assert data.make_pipeline(x, y, 16).options().autotune.enabled is True
-    assert data.make_pipeline(x[:5], y[:5], 4, 10, pad_to=2).options().autotune.enabled is True
-    with pytest.raises(ValueError, match="autotune must be 'auto', True or False, got 'off'"):
-        data.make_pipeline(x, y, 16, autotune="off")
-
-
-@pytest.mark.backend_independent
-def test_a_padded_pipeline_weights_its_blanks_zero_and_still_shuffles_maps_and_repeats():
-    x = np.arange(5, dtype="float32").reshape(5, 1, 1, 1) + 1  # images 1..5, so a blank (0) is told apart
-    y = np.arange(5) % 3
-    plain = list(data.make_pipeline(x, y, 8, 3, pad_to=4))
-    assert len(plain) == 1 and len(plain[0]) == 3  # (images, one-hot labels, weights)
-    images, labels, weights = (t.numpy() for t in plain[0])
-    np.testing.assert_array_equal(images.ravel(), [1, 2, 3, 4, 5, 0, 0, 0])
-    np.testing.assert_array_equal(weights, [1, 1, 1, 1, 1, 0, 0, 0])
-    np.testing.assert_array_equal(labels[:5].argmax(-1), y)
-    np.testing.assert_array_equal(labels[5:], 0)
-
-    def negate(image, random):
-        return -image
-
-    pipe = data.make_pipeline(x, y, 4, 3, shuffle=True, seed=1, map_fn=negate, repeat=True, pad_to=4)
-    rows = [tuple(t.numpy() for t in batch) for batch, _ in zip(pipe, range(4))]  # two passes of 8
-    seen = np.concatenate([r[0].ravel() for r in rows])
-    kept = np.concatenate([r[2] for r in rows])
-    for one_pass in (seen[:8], seen[8:]):  # every image once a pass, mapped; the blanks too
-        assert sorted(one_pass) == [-5, -4, -3, -2, -1, 0, 0, 0]
-    assert not np.array_equal(seen[:8], [-1, -2, -3, -4, -5, 0, 0, 0])  # shuffled
-    np.testing.assert_array_equal(kept, (seen != 0).astype("float32"))  # each image keeps its own weight
-    labels = np.concatenate([r[1] for r in rows])
-    real = seen != 0
-    np.testing.assert_array_equal(labels[real].argmax(-1), (-seen[real] - 1) % 3)  # and its own label (image v: (v - 1) % 3)
-    np.testing.assert_array_equal(labels[~real], 0)
-    with pytest.raises(ValueError, match="pad_to=4 keeps every image .* drop_remainder=True drops"):
-        data.make_pipeline(x, y, 4, 3, pad_to=4, drop_remainder=True)
-
-
-@pytest.mark.backend_independent
-def test_centred_digits_sit_in_the_middle_of_the_canvas():
-    plain = data.load_dataset("digits")
-    centred = data.centred_on_canvas(plain, 12)
-    assert centred.image_shape == (12, 12, 1)
-    np.testing.assert_array_equal(centred.x_test[:, 2:10, 2:10], plain.x_test)
-    assert centred.x_test[:, :2].sum() == 0 and centred.x_test[:, 10:].sum() == 0
-
-
-@pytest.mark.backend_independent
 def test_centred_digits_data_set_is_the_translated_digits_control():
-    centred = data.load_dataset("centred_digits", seed=2, canvas_size=12)
-    moved = data.load_dataset("translated_digits", seed=2, canvas_size=12)
+    centred = datasets.load_dataset("centred_digits", seed=2, canvas_size=12)
+    moved = datasets.load_dataset("translated_digits", seed=2, canvas_size=12)
     assert centred.name == "centred_digits" and centred.image_shape == moved.image_shape and centred.train_map is None
     for split in ("train", "val", "test"):  # the same digits with the same labels, only their place differs
         np.testing.assert_array_equal(getattr(centred, f"y_{split}"), getattr(moved, f"y_{split}"))
         np.testing.assert_allclose(getattr(centred, f"x_{split}").sum((1, 2, 3)), getattr(moved, f"x_{split}").sum((1, 2, 3)),
                                    rtol=1e-6)
-    np.testing.assert_array_equal(centred.x_test[:, 2:10, 2:10], data.load_dataset("digits", seed=2).x_test)
+    np.testing.assert_array_equal(centred.x_test[:, 2:10, 2:10], datasets.load_dataset("digits", seed=2).x_test)
 
 
 @pytest.mark.backend_independent
 def test_shuffled_labels_keep_the_images_and_the_label_counts_but_not_the_pairs():
-    plain = data.load_dataset("digits")
+    plain = datasets.load_dataset("digits")
     shuffled = plain.with_shuffled_labels(seed=0)
     np.testing.assert_array_equal(shuffled.x_train, plain.x_train)
     np.testing.assert_array_equal(np.bincount(shuffled.y_train), np.bincount(plain.y_train))
@@ -229,12 +116,12 @@ def test_shuffled_labels_keep_the_images_and_the_label_counts_but_not_the_pairs(
 
 
 @pytest.mark.parametrize("call, message", [
-    (lambda: data.load_dataset("translated_digits", canvas_size=6), "canvas_size=6 is smaller than the 8x8"),
-    (lambda: data.load_dataset("centred_digits", canvas_size=4), "canvas_size=4 is smaller"),
-    (lambda: data.load_dataset("digits", canvas_size=16), "canvas_size does not apply to 'digits'"),
-    (lambda: data.place_digits(np.zeros((2, 8, 8)), 16), r"must be \(n, height, width, channels\)"),
-    (lambda: data.load_dataset("translated_digits", step=0), "step must be a positive integer"),
-    (lambda: data.centred_on_canvas(data.load_dataset("digits"), 4), "canvas_size=4 is smaller"),
+    (lambda: datasets.load_dataset("translated_digits", canvas_size=6), "canvas_size=6 is smaller than the 8x8"),
+    (lambda: datasets.load_dataset("centred_digits", canvas_size=4), "canvas_size=4 is smaller"),
+    (lambda: datasets.load_dataset("digits", canvas_size=16), "canvas_size does not apply to 'digits'"),
+    (lambda: images.place_digits(np.zeros((2, 8, 8)), 16), r"must be \(n, height, width, channels\)"),
+    (lambda: datasets.load_dataset("translated_digits", step=0), "step must be a positive integer"),
+    (lambda: images.centred_on_canvas(datasets.load_dataset("digits"), 4), "canvas_size=4 is smaller"),
 ])
 @pytest.mark.backend_independent
 def test_bad_translated_digits_parameters_are_refused_clearly(call, message):

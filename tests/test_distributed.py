@@ -1,6 +1,6 @@
 """Several devices, tested on one machine: JAX's keras.distribution.DataParallel over two host CPU devices.
 
-(TensorFlow's MirroredStrategy over two logical CPUs is tested in test_training.py, several machines with
+(TensorFlow's MirroredStrategy over two logical CPUs is tested in test_loop.py, several machines with
 MultiWorkerMirroredStrategy in test_multiworker.py. JAX's multi-process run was not reliable; see the README.)
 """
 import csv
@@ -19,14 +19,14 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA_PARALLEL_SCRIPT = """
 import json, sys
 import jax, keras
-from vitlib import training
+from vitlib.training import loop, recipes
 out = {}
 for mode in ("one device", "DataParallel"):
     if mode == "DataParallel":
         keras.distribution.set_distribution(keras.distribution.DataParallel(devices=jax.devices()))
-    cfg = training.recipe("digits", epochs=2, warmup_epochs=1, train_on_validation=False, keep="last",
+    cfg = recipes.recipe("digits", epochs=2, warmup_epochs=1, train_on_validation=False, keep="last",
                           model={"depth": 1})
-    m = training.train(cfg, sys.argv[1] + "/" + mode.replace(" ", "_"), verbose=0)
+    m = loop.train(cfg, sys.argv[1] + "/" + mode.replace(" ", "_"), verbose=0)
     out[mode] = {"devices": m["devices"], "test": m["test_accuracy"], "train_images": m["train_images"],
                  "history": open(sys.argv[1] + "/" + mode.replace(" ", "_") + "/history.csv").read()}
 print(json.dumps({"jax_devices": len(jax.devices()), **out}))
@@ -71,9 +71,9 @@ def test_jax_data_parallel_over_two_host_devices_trains_as_one_device(one_proces
 
 
 def test_a_batch_that_does_not_split_over_the_devices_is_refused(tmp_path):
-    script = ("import jax, keras\nfrom vitlib import training\n"
+    script = ("import jax, keras\nfrom vitlib.training import loop, recipes\n"
               "keras.distribution.set_distribution(keras.distribution.DataParallel(devices=jax.devices()))\n"
-              "training.train(training.recipe('digits', epochs=2, warmup_epochs=1, batch_size=63), 'RUN', verbose=0)\n")
+              "loop.train(recipes.recipe('digits', epochs=2, warmup_epochs=1, batch_size=63), 'RUN', verbose=0)\n")
     env = {**os.environ, "KERAS_BACKEND": "jax", "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
            "TF_CPP_MIN_LOG_LEVEL": "2"}
     result = subprocess.run([sys.executable, "-c", script.replace("RUN", str(tmp_path / "run"))], capture_output=True,

@@ -3,6 +3,8 @@ import numpy as np
 import pytest
 
 import vitlib
+from vitlib.training import loop, recipes
+from vitlib.weights import checkpoints
 
 SMALL = dict(image_size=16, num_classes=5, hidden_size=16, depth=1, num_heads=2, mlp_dim=32, patch_size=4)
 
@@ -46,12 +48,12 @@ CASES = [
     ("rectangular patches for a model", lambda: vitlib.build_vit(None, **{**SMALL, "patch_size": (4, 8)}), r"patch_size must be one integer P"),
     ("patch larger than the image", lambda: vitlib.patch_grid(8, 16), r"Patch size 16 is larger than the 8x8 image.*at most 8"),
     ("patch larger than one side", lambda: vitlib.patch_grid((8, 32), 16), r"larger than the 8x32 image.*at most 8 that divides 8 and 32"),
-    ("output folder that is a file", lambda: vitlib.training.train(vitlib.training.recipe("digits"), __file__), r"is a file, not a folder"),
-    ("checkpoint of another format", lambda: vitlib.pretrained.read_checkpoint(__file__), r"Unknown checkpoint format '.py'.*\.safetensors"),
+    ("output folder that is a file", lambda: loop.train(recipes.recipe("digits"), __file__), r"is a file, not a folder"),
+    ("checkpoint of another format", lambda: checkpoints.read_checkpoint(__file__), r"Unknown checkpoint format '.py'.*\.safetensors"),
     ("unknown attention layer", lambda: vitlib.build_vit("Ti/16", attention="window"), r"Unknown attention 'window'.*'mhsa'"),
-    ("unknown data set", lambda: vitlib.data.load_dataset("imagenet"), r"Unknown dataset name 'imagenet'.*'translated_digits'"),
-    ("canvas for plain digits", lambda: vitlib.data.load_dataset("digits", canvas_size=16), r"canvas_size does not apply to 'digits' \(it takes no options\)"),
-    ("unknown jit_compile", lambda: vitlib.training.recipe("digits", jit_compile="yes"), r"Unknown jit_compile 'yes'. Choose one of: 'auto', 'xla', True, False"),
+    ("unknown data set", lambda: vitlib.load_dataset("imagenet"), r"Unknown dataset name 'imagenet'.*'translated_digits'"),
+    ("canvas for plain digits", lambda: vitlib.load_dataset("digits", canvas_size=16), r"canvas_size does not apply to 'digits' \(it takes no options\)"),
+    ("unknown jit_compile", lambda: recipes.recipe("digits", jit_compile="yes"), r"Unknown jit_compile 'yes'. Choose one of: 'auto', 'xla', True, False"),
     ("conv stem with patch 14", lambda: vitlib.build_vit("B/14", stem="conv"), r"power of 2, got 14"),
 ]
 

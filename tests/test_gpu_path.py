@@ -5,7 +5,9 @@ import keras
 import numpy as np
 import pytest
 
-from vitlib import data, training
+import vitlib
+from vitlib.data import datasets
+from vitlib.training import fitting, loop, recipes
 
 TINY = {"patch_size": 4, "hidden_size": 16, "depth": 1, "num_heads": 2, "mlp_dim": 32, "stem": "patch"}
 
@@ -18,9 +20,9 @@ def test_mixed_precision_trains_and_the_saved_model_predicts_in_float32(tmp_path
                     "on GPUs only; bfloat16 is tested here")
     if backend == "torch":
         jit = "auto"  # jit_compile=True would be torch.compile, not part of vitlib's PyTorch path
-    config = training.recipe("digits", epochs=3, warmup_epochs=1, mixed_precision=precision, jit_compile=jit,
+    config = recipes.recipe("digits", epochs=3, warmup_epochs=1, mixed_precision=precision, jit_compile=jit,
                              model=TINY)
-    result = training.train(config, tmp_path, verbose=0)
+    result = loop.train(config, tmp_path, verbose=0)
     losses = result["history"]["loss"]
     assert result["precision"] == precision and losses[-1] < losses[0] - 0.3, losses  # it learns
     assert result["test_accuracy"] > 0.3  # chance is 0.1
@@ -28,7 +30,7 @@ def test_mixed_precision_trains_and_the_saved_model_predicts_in_float32(tmp_path
     model = keras.saving.load_model(tmp_path / "last.keras")  # under the default policy: float32 throughout
     assert {layer.dtype_policy.name for layer in model.layers} == {"float32"}
     assert all(keras.backend.standardize_dtype(w.dtype) == "float32" for w in model.weights)
-    digits = data.load_dataset("digits")
+    digits = datasets.load_dataset("digits")
     logits = model.predict(digits.x_test, verbose=0)
     assert logits.dtype == np.float32 and np.isfinite(logits).all()
     # train() tested the model in mixed precision; in float32 it classifies the test images about as well
@@ -37,10 +39,10 @@ def test_mixed_precision_trains_and_the_saved_model_predicts_in_float32(tmp_path
 
 @pytest.mark.tensorflow_only  # the loss-scale wrapper is Keras' on every backend; TensorFlow's is the GPU default
 def test_float16_wraps_the_optimizer_in_loss_scaling():
-    config = training.recipe("digits", model=TINY)
+    config = recipes.recipe("digits", model=TINY)
     keras.config.set_dtype_policy("mixed_float16")
     try:
-        model = training.compile_for_training(training.build_vit(None, image_size=8, channels=1, num_classes=10, **TINY),
+        model = fitting.compile_for_training(vitlib.build_vit(None, image_size=8, channels=1, num_classes=10, **TINY),
                                               config, 10)
     finally:
         keras.config.set_dtype_policy("float32")
@@ -56,8 +58,8 @@ def test_cifar10_recipe_runs_its_exact_code_path_on_a_stand_in(tmp_path, monkeyp
                 (rng.integers(0, 256, (64, 32, 32, 3), dtype="uint8"), rng.integers(0, 10, (64, 1), dtype="uint8")))
 
     monkeypatch.setattr(keras.datasets.cifar10, "load_data", stand_in)
-    config = training.recipe("cifar10", epochs=1, warmup_epochs=0, mixed_precision="mixed_bfloat16")
-    result = training.train(config, tmp_path, verbose=0)  # the recipe's model: ViT-Lite-7/4, strong augmentation
+    config = recipes.recipe("cifar10", epochs=1, warmup_epochs=0, mixed_precision="mixed_bfloat16")
+    result = loop.train(config, tmp_path, verbose=0)  # the recipe's model: ViT-Lite-7/4, strong augmentation
     assert result["train_images"] == 230 and result["parameters"] > 3_000_000  # 90 % of 256; 7 layers of width 256
     assert np.isfinite(result["history"]["loss"]).all() and 0 <= result["test_accuracy"] <= 1
     model = keras.saving.load_model(tmp_path / "last.keras")

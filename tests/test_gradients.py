@@ -1,9 +1,8 @@
-"""vitlib.fast: GELU and LayerNorm give the values and gradients of their definitions, on every backend.
+"""vitlib.speed.gradients: GELU and LayerNorm give the values and gradients of their definitions, on every backend,
+and swapped into a ViT they leave its weights, outputs and saved file as they were.
 
 The references are NumPy in float64: the formulas for the values, central differences for the gradients.
 """
-from pathlib import Path
-
 import keras
 import numpy as np
 import pytest
@@ -11,7 +10,8 @@ from keras import ops
 from scipy.special import erf
 
 import vitlib
-from vitlib import fast
+from vitlib import speed
+from vitlib.speed import gradients as fast
 
 
 def numpy_gelu(x):
@@ -87,65 +87,70 @@ def test_layer_norm_matches_its_definition_and_its_gradients(rng):
         np.testing.assert_allclose(grad, expected, atol=2e-4, rtol=1e-4)
 
 
-def test_layer_norm_layer_trains_exactly_like_keras_layer_normalization(rng):
+def _swapped(model):
+    with speed.switched():
+        return speed.accelerate(model)
+
+
+@pytest.mark.speed
+def test_a_swapped_layer_norm_trains_exactly_like_keras_layer_normalization(rng):
     x = rng.normal(size=(4, 5, 8)).astype("float32")
     y = rng.integers(0, 3, 4)
 
-    def model(norm):
+    def model(swap):
         keras.utils.set_random_seed(0)
         inputs = keras.Input((5, 8))
         h = keras.layers.Dense(8)(inputs)
-        h = norm(epsilon=1e-6, name="norm")(h)
+        h = keras.layers.LayerNormalization(epsilon=1e-6, name="norm")(h)
         outputs = keras.layers.Dense(3)(keras.layers.GlobalAveragePooling1D()(h))
         m = keras.Model(inputs, outputs)
+        if swap:
+            _swapped(m)
         m.compile(keras.optimizers.SGD(0.5), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
         return m
 
-    ours, theirs = model(fast.LayerNorm), model(keras.layers.LayerNormalization)
+    ours, theirs = model(True), model(False)
     for _ in range(3):
         ours.train_on_batch(x, y), theirs.train_on_batch(x, y)
     for a, b in zip(ours.weights, theirs.weights):
         np.testing.assert_allclose(ops.convert_to_numpy(a), ops.convert_to_numpy(b), atol=1e-5, err_msg=a.path)
-    assert isinstance(ours.get_layer("norm"), keras.layers.LayerNormalization)  # same weights, same config
+    assert type(ours.get_layer("norm")) is keras.layers.LayerNormalization  # the same layer, its call replaced
 
 
-def test_layer_norm_layer_keeps_mixed_precision_outputs_in_the_compute_dtype(rng):
+def test_layer_norm_keeps_mixed_precision_outputs_in_the_compute_dtype(rng):
     x = rng.normal(size=(2, 3, 4)).astype("float32")
-    norm = fast.LayerNorm(epsilon=1e-6, dtype="mixed_float16")
-    y = norm(ops.cast(x, "float16"))
+    norm = keras.layers.LayerNormalization(epsilon=1e-6, dtype="mixed_float16")
+    norm.build(x.shape)
+    y = fast.layer_norm_call(norm, ops.cast(x, "float16"))
     assert ops.convert_to_numpy(y).dtype == np.float16
     np.testing.assert_allclose(ops.convert_to_numpy(y), numpy_layer_norm(x, 1.0, 0.0), atol=5e-3)
 
 
-def test_the_encoder_uses_keras_layers_by_default_and_these_when_asked():
-    plain, custom = (vitlib.EncoderBlock(num_heads=2, mlp_dim=8, custom_gradients=c) for c in (False, True))
-    for block in (plain, custom):
-        block.build((1, 3, 4))
-        assert block.mlp.fc1.activation is keras.activations.linear  # GELU follows it, in MLPBlock.call
-    assert type(plain.norm1) is keras.layers.LayerNormalization and type(plain.norm2) is keras.layers.LayerNormalization
-    assert isinstance(custom.norm1, fast.LayerNorm) and isinstance(custom.norm2, fast.LayerNorm)
-    assert plain.mlp.activation is not fast.gelu and custom.mlp.activation is fast.gelu
-    for flag, norm in ((False, keras.layers.LayerNormalization), (True, fast.LayerNorm)):
-        model = vitlib.build_vit("Ti/16", image_size=32, num_classes=2, custom_gradients=flag)
-        assert type(model.get_layer("encoder_norm")) is norm
+@pytest.mark.speed
+def test_the_swap_reaches_every_layer_norm_and_gelu_of_a_vit_on_tensorflow_only(monkeypatch):
+    calls = []
+    monkeypatch.setattr(fast, "layer_norm", lambda *a: calls.append("norm") or a[0])
+    model = _swapped(vitlib.build_vit(None, image_size=8, patch_size=4, hidden_size=8, depth=2, num_heads=2, mlp_dim=8,
+                                      num_classes=2, stem="shifted"))
+    fc1 = [layer.mlp.fc1 for layer in vitlib.encoder_blocks(model)]
+    model(np.zeros((1, 8, 8, 3), "float32"))
+    if keras.backend.backend() == "tensorflow":  # the stem's, two per block and the encoder's: 6
+        assert calls.count("norm") == 6 and all(f.activation is fast.gelu for f in fc1)
+    else:  # JAX and PyTorch fuse these already: nothing swapped
+        assert calls == [] and all(f.activation is keras.activations.gelu for f in fc1)
+    plain = vitlib.build_vit("Ti/16", image_size=32, num_classes=2)  # without the speed layer: Keras' own
+    assert plain.get_layer("encoder_block_0").mlp.fc1.activation is keras.activations.gelu
 
 
-def test_models_with_and_without_custom_gradients_compute_the_same_function(rng):
+@pytest.mark.speed
+def test_a_vit_computes_the_same_function_and_saves_the_same_file_with_and_without_the_swap(rng, tmp_path):
     x = rng.random((2, 8, 8, 3)).astype("float32")
     kwargs = dict(image_size=8, patch_size=4, hidden_size=16, depth=2, num_heads=2, mlp_dim=32, num_classes=3,
                   stem="shifted")
-    plain, custom = (vitlib.build_vit(None, custom_gradients=c, **kwargs) for c in (False, True))
-    custom.set_weights([w + rng.normal(0, 0.3, w.shape).astype(w.dtype) for w in plain.get_weights()])
-    plain.set_weights(custom.get_weights())
-    np.testing.assert_allclose(ops.convert_to_numpy(plain(x)), ops.convert_to_numpy(custom(x)), rtol=1e-5, atol=1e-5)
-
-
-def test_files_saved_before_custom_gradients_was_an_option_load_as_they_were():
-    """tests/fixtures/*.keras were written by vitlib when it always used these layers (tests/fixtures/make_fixtures.py)."""
-    fixtures = Path(__file__).parent / "fixtures"
-    reference = np.load(fixtures / "outputs_before_refactor.npz")
-    for name in ("patch_token_learned", "shifted_gap_sincos2d", "conv_token_sincos1d"):
-        model = keras.saving.load_model(fixtures / f"{name}.keras", safe_mode=True)
-        assert model.config.custom_gradients is True, name
-        np.testing.assert_allclose(ops.convert_to_numpy(model(reference["images"])), reference[name],
-                                   rtol=1e-5, atol=1e-6, err_msg=name)
+    plain, swapped = vitlib.build_vit(None, **kwargs), _swapped(vitlib.build_vit(None, **kwargs))
+    swapped.set_weights([w + rng.normal(0, 0.3, w.shape).astype(w.dtype) for w in plain.get_weights()])
+    plain.set_weights(swapped.get_weights())
+    np.testing.assert_allclose(ops.convert_to_numpy(plain(x)), ops.convert_to_numpy(swapped(x)), rtol=1e-5, atol=1e-5)
+    swapped.save(tmp_path / "swapped.keras")  # the weights under the names of the plain model's
+    loaded = keras.saving.load_model(tmp_path / "swapped.keras", safe_mode=True)
+    np.testing.assert_array_equal(ops.convert_to_numpy(loaded(x)), ops.convert_to_numpy(plain(x)))

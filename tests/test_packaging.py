@@ -37,7 +37,7 @@ def test_every_third_party_import_of_vitlib_is_declared():
     declared = names(project["dependencies"] + project["optional-dependencies"]["lab"]
                      + project["optional-dependencies"]["dev"]) | {"torch", "jax"}  # torch: the Makefile's CPU build
     imports = set()
-    for path in (ROOT / "vitlib").glob("*.py"):
+    for path in (ROOT / "vitlib").rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Import):
                 imports |= {alias.name.split(".")[0] for alias in node.names}
@@ -63,10 +63,10 @@ sys.meta_path.insert(0, Block())
 def test_vitlib_works_without_the_notebook_packages():
     # As after `pip install vitlib` without the lab extra: the core, data and training import and run.
     code = BLOCK_NOTEBOOK_PACKAGES + (
-        "import vitlib, vitlib.training\n"
+        "import vitlib, vitlib.training.loop\n"
         "m = vitlib.build_vit(None, image_size=8, patch_size=4, hidden_size=8, depth=1, num_heads=2, mlp_dim=8, num_classes=3)\n"
-        "print(tuple(m(vitlib.data.load_dataset('digits').x_test[:2].repeat(3, -1)).shape))\n"
-        "try:\n    vitlib.plotting\nexcept ImportError as e:\n    print('plotting:', e)\n")
+        "print(tuple(m(vitlib.load_dataset('digits').x_test[:2].repeat(3, -1)).shape))\n"
+        "try:\n    import vitlib.inspection.plotting\nexcept ImportError as e:\n    print('plotting:', e)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.splitlines() == ["(2, 3)", "plotting: matplotlib is blocked: not installed"]
@@ -74,8 +74,8 @@ def test_vitlib_works_without_the_notebook_packages():
 
 @pytest.mark.backend_independent
 def test_import_vitlib_leaves_plotting_and_widgets_for_later():
-    code = ("import sys, vitlib; print([m for m in ('vitlib.plotting', 'vitlib.widgets', 'ipywidgets') if m in sys.modules]);"
-            "vitlib.widgets; print('ipywidgets' in sys.modules)")
+    code = ("import sys, vitlib; print([m for m in ('vitlib.inspection.plotting', 'vitlib.inspection.widgets', 'ipywidgets')"
+            " if m in sys.modules]); import vitlib.inspection.widgets; print('ipywidgets' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True).stdout
     assert out.split() == ["[]", "True"]  # loaded on first use (Keras itself may import matplotlib when installed)
 

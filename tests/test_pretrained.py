@@ -6,7 +6,7 @@ import pytest
 from keras import ops
 
 import vitlib
-from vitlib import pretrained
+from vitlib.weights import pretrained
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from vitlib import progress
+from vitlib.training import progress
 
 
 class FakeTerminal(io.StringIO):

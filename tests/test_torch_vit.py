@@ -5,7 +5,7 @@ import pytest
 import vitlib
 
 torch = pytest.importorskip("torch")
-from vitlib import torch_vit  # noqa: E402
+from vitlib.weights import torch_vit  # noqa: E402
 
 
 def small_vit(image_size=16, **options):

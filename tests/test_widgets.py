@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import vitlib
-from vitlib import widgets
+from vitlib.inspection import analysis, widgets
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
@@ -45,27 +45,8 @@ def test_explorer_refuses_a_patch_size_that_does_not_divide():
         widgets.patch_explorer(images, patch_size=10)
 
 
-@pytest.mark.backend_independent
-def test_sample_images_are_square_rgb_in_unit_range():
-    for name in vitlib.data.SAMPLE_IMAGES:
-        image = vitlib.data.sample_image(name, 64)
-        assert image.shape == (64, 64, 3) and image.dtype == np.float32
-        assert 0 <= image.min() and image.max() <= 1 and image.std() > 0.05
-    with pytest.raises(ValueError, match="Unknown sample image 'lena'"):
-        vitlib.data.sample_image("lena")
-
-
-@pytest.mark.backend_independent
-def test_position_task_puts_the_square_in_the_labelled_quadrant():
-    images, labels = vitlib.data.position_task(200, image_size=32, noise=0.0, seed=1)
-    assert images.shape == (200, 32, 32, 1) and set(labels) == {0, 1, 2, 3}
-    for image, label in zip(images, labels):
-        quadrants = image[..., 0].reshape(2, 16, 2, 16).sum(axis=(1, 3)).reshape(-1)
-        assert np.argmax(quadrants) == label and quadrants[label] == 36
-
-
 def test_similarity_explorer_opens_on_the_central_patch_and_counts_from_zero():
-    sim = vitlib.analysis.position_similarity(np.asarray(vitlib.sincos_2d((5, 5), 32)), (5, 5), num_prefix_tokens=0)
+    sim = analysis.position_similarity(np.asarray(vitlib.sincos_2d((5, 5), 32)), (5, 5), num_prefix_tokens=0)
     explorer = widgets.SimilarityExplorer(sim)
     assert explorer.row.min == 0 and explorer.row.max == 4 and explorer.col.max == 4
     assert (explorer.row.value, explorer.col.value) == (2, 2)
@@ -89,8 +70,8 @@ def test_similarity_explorer_opens_on_the_central_patch_and_counts_from_zero():
 
 
 def test_similarity_explorer_toggles_between_models_on_one_colour_scale(rng):
-    sincos = vitlib.analysis.position_similarity(np.asarray(vitlib.sincos_2d((4, 4), 32)), (4, 4), num_prefix_tokens=0)
-    random = vitlib.analysis.position_similarity(rng.normal(size=(16, 32)), (4, 4), num_prefix_tokens=0)
+    sincos = analysis.position_similarity(np.asarray(vitlib.sincos_2d((4, 4), 32)), (4, 4), num_prefix_tokens=0)
+    random = analysis.position_similarity(rng.normal(size=(16, 32)), (4, 4), num_prefix_tokens=0)
     explorer = widgets.SimilarityExplorer({"sin-cos": sincos, "random": random})
     assert list(explorer.which.options) == ["sin-cos", "random"] and explorer.low == pytest.approx(random.min())
     picture = explorer.view.value
@@ -147,7 +128,7 @@ def test_attention_explorer_shows_the_chosen_layer_head_and_rollout(rng):
 
 def test_attention_explorer_keeps_one_colour_scale_when_the_model_changes(rng):
     model = small_vit(image_size=8, patch_size=2)
-    control = vitlib.analysis.untrained_copy(model, seed=5)
+    control = analysis.untrained_copy(model, seed=5)
     images = rng.random((2, 8, 8, 3)).astype("float32")
     explorer = widgets.AttentionExplorer({"trained": model, "untrained": control}, images)
     first = explorer.current_map()
@@ -185,7 +166,7 @@ def test_controls_that_step_through_values_are_sliders_and_the_widget_says_which
 
 
 def test_every_explorer_offers_a_still_picture_of_its_view_beside_the_live_widget(rng):
-    sim = vitlib.analysis.position_similarity(np.asarray(vitlib.sincos_2d((4, 4), 32)), (4, 4), num_prefix_tokens=0)
+    sim = analysis.position_similarity(np.asarray(vitlib.sincos_2d((4, 4), 32)), (4, 4), num_prefix_tokens=0)
     explorers = [widgets.patch_explorer(), widgets.SimilarityExplorer(sim, "similarity"),
                  widgets.AttentionExplorer(small_vit(), rng.random((2, 16, 16, 3)))]
     for explorer in explorers:

@@ -1,0 +1,138 @@
+"""vitlib.exercises.bank: every exercise accepts its right answer, gives each listed common mistake its own feedback,
+and is asked in its notebook; every notebook asks an Explain question."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import vitlib
+from vitlib.exercises.bank import EXERCISES
+from vitlib.exercises.checker import check
+from vitlib.exercises.questions import Choice
+
+pytestmark = [pytest.mark.backend_neutral, pytest.mark.usefixtures("fresh_exercise_session")]
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+
+RIGHT = {
+    "01.tokens": 576,
+    "01.token_length": 48,
+    "01.patchify": lambda x, p: vitlib.extract_patches(x, p, method="conv"),
+    "01.why_order": "b",
+    "02.embedding_params": 603_136,
+    "02.channels_first_to_conv": lambda k, p, c: np.moveaxis(np.reshape(k, (c, p, p, k.shape[-1])), 0, 2),
+    "02.why_conv": "(B)",
+    "03.position_params": 443_136,
+    "03.no_position": " b",
+    "04.attention": lambda q, k, v: np.asarray(
+        vitlib.scaled_dot_product_attention(q[None, :, None], k[None, :, None], v[None, :, None])[0])[0, :, 0],
+    "04.block_params": 7_087_872,
+    "04.why_scale": "b",
+    "05.tokens_384": 577,
+    "05.params_s16_384": 22_196_584,
+    "05.gap_tokens": "b",
+    "06.warmup_lr": 1e-4,
+    "06.smoothing_true_class": 0.901,
+    "06.floor_02": 0.87,
+    "06.why_test_once": "b",
+    "07.uniform_distance": 23.25,
+    "07.rollout_self": 0.5,
+    "07.why_control": "b",
+    "08.new_positions": 901,
+    "08.repeats": 49.6,
+    "08.why_2d": "b",
+    "09.patch_linear_weight": (64, 16),
+    "09.conv_kernel": lambda w: np.moveaxis(w, (0, 1), (3, 2)),
+    "09.shuffle_after_batch": "No",
+    "09.prefetch_step": 50,
+    "09.why_backend": "b",
+}
+
+
+WRONG = {
+    "01.tokens": (588, "channel"),
+    "01.token_length": (16, "channel"),
+    "01.patchify": (lambda x, p: np.reshape(x, (x.shape[0], -1, p * p * x.shape[-1])), "values are not"),
+    "01.why_order": ("a", "position embedding of its own"),
+    "02.embedding_params": (602_112, "biases"),
+    "02.channels_first_to_conv": (lambda k, p, c: np.reshape(k, (p, p, c, -1)), "(row, column, channel) order"),
+    "02.why_conv": ("c", "exactly one patch"),
+    "03.position_params": (442_368, "class token"),
+    "03.no_position": ("a", "shuffle test"),
+    "04.attention": (lambda q, k, v: (q @ k.T) @ v, "values are not"),  # no scaling, no softmax
+    "04.block_params": (7_084_800, "3,072 short"),
+    "04.why_scale": ("c", "not symmetric"),
+    "05.tokens_384": (576, "class token"),
+    "05.params_s16_384": (22_050_664, "position table"),
+    "05.gap_tokens": ("a", "no class token"),
+    "06.warmup_lr": (1e-3, "peak"),
+    "06.smoothing_true_class": (0.9, "its share"),
+    "06.floor_02": (0.198, "true class"),
+    "06.why_test_once": ("c", "worse"),
+    "07.uniform_distance": (26.16, "itself"),
+    "07.rollout_self": (0.0, "residual"),
+    "07.why_control": ("c", "chance"),
+    "08.new_positions": (900, "class token"),
+    "08.repeats": (0.775, "64 images"),
+    "08.why_2d": ("a", "cheap"),
+    "09.patch_linear_weight": ((16, 64), "(out, in)"),
+    "09.conv_kernel": (lambda w: np.transpose(w, (3, 2, 1, 0)), "shape"),  # Keras' layout read backwards
+    "09.shuffle_after_batch": ("yes", "whole batches"),
+    "09.prefetch_step": (70, "without prefetch"),
+    "09.why_backend": ("a", "same logits"),
+}
+
+
+def test_every_exercise_has_a_right_and_a_wrong_answer_under_test():
+    assert set(RIGHT) == set(EXERCISES) == set(WRONG)
+
+
+@pytest.mark.parametrize("exercise_id", sorted(EXERCISES))
+def test_right_answers_pass_and_common_mistakes_get_their_own_feedback(exercise_id, capsys):
+    assert check(exercise_id, RIGHT[exercise_id]) is True
+    assert "Correct" in capsys.readouterr().out
+    wrong, word = WRONG[exercise_id]
+    assert check(exercise_id, wrong) is False
+    out = capsys.readouterr().out
+    assert ("Not yet" in out or "Your function" in out) and word in out, out
+
+
+@pytest.mark.parametrize("exercise_id", sorted(i for i in EXERCISES if getattr(EXERCISES[i], "mistakes", ())))
+def test_every_listed_mistake_gets_its_own_feedback_and_no_hint(exercise_id, capsys):
+    exercise, tried = EXERCISES[exercise_id], 0
+    for wrong, feedback in exercise.mistakes:
+        answer = wrong if exercise.inputs is not None or not callable(wrong) else getattr(wrong, "value", None)
+        if answer is None:  # a predicate with no example answer (e.g. a set of tuple shapes)
+            continue
+        assert check(exercise_id, answer) is False
+        out = capsys.readouterr().out
+        assert feedback in out and "Hint" not in out, out
+        tried += 1
+    assert tried >= 1
+
+
+def test_every_choice_has_feedback_for_each_option_and_a_right_letter_among_them():
+    for exercise_id, exercise in EXERCISES.items():
+        if isinstance(exercise, Choice):
+            assert exercise.right in exercise.options, exercise_id
+            assert all(text and feedback for text, feedback in exercise.options.values()), exercise_id
+
+
+@pytest.mark.backend_independent
+def test_every_exercise_is_asked_in_its_notebook_and_every_notebook_asks_an_explain_question():
+    asked = {}
+    for path in sorted(NOTEBOOKS.glob("*.ipynb")):
+        source = "\n".join("".join(c["source"]) for c in json.loads(path.read_text())["cells"])
+        asked[path.name[:2]] = {i for i in EXERCISES if f'"{i}"' in source}
+        assert "vitlib.solution" in source, f"{path.name}: the exercise header should say how to see a solution"
+    for exercise_id in EXERCISES:
+        assert exercise_id in asked[exercise_id[:2]], f"{exercise_id} is not asked in notebook {exercise_id[:2]}"
+    for number, ids in asked.items():
+        assert any(isinstance(EXERCISES[i], Choice) for i in ids), f"notebook {number} has no explain question"
+
+
+def test_s16_parameter_counts_of_the_exercise_are_those_of_the_built_models():
+    from vitlib.exercises.bank import S16_AT_224, S16_AT_384
+
+    assert vitlib.build_vit("S/16", image_size=224).count_params() == S16_AT_224
+    assert vitlib.build_vit("S/16", image_size=384).count_params() == S16_AT_384

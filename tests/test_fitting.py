@@ -1,0 +1,40 @@
+"""vitlib.training.fitting: the recipe's optimiser and loss, the best model kept, a compiled model saved and loaded."""
+import subprocess
+import sys
+from pathlib import Path
+
+import vitlib
+from vitlib.training import fitting, recipes
+
+
+def _tiny_vit():
+    return vitlib.build_vit(None, image_size=8, channels=1, num_classes=10, patch_size=4, hidden_size=16, depth=1,
+                            num_heads=2, mlp_dim=32)
+
+
+def test_save_best_saves_on_improvement_and_on_ties_so_the_later_epoch_wins(tmp_path):
+    saved = []
+
+    class Recorder:
+        def save(self, path):
+            saved.append(epoch)
+            Path(path).write_text(str(epoch))
+
+    callback = fitting.SaveBest(Recorder(), tmp_path / "best.keras")
+    for epoch, accuracy in enumerate([0.5, 0.7, 0.6, 0.7, 0.65]):
+        callback.on_epoch_end(epoch, {"val_accuracy": accuracy})
+    assert saved == [0, 1, 3] and callback.best == 0.7
+    assert [p.name for p in tmp_path.iterdir()] == ["best.keras"] and (tmp_path / "best.keras").read_text() == "3"
+
+
+def test_a_model_saved_with_the_recipes_optimiser_loads_after_a_plain_import_vitlib(tmp_path):
+    # The optimiser's WarmupCosine schedule is saved with the model; it must be registered by `import vitlib`
+    # alone, without importing vitlib.training (a fresh process, as a user loading the file would have).
+    model = _tiny_vit()
+    fitting.compile_for_training(model, recipes.recipe("digits", epochs=2, warmup_epochs=1), steps_per_epoch=3)
+    model.save(tmp_path / "compiled.keras")
+    code = ("import sys, keras, vitlib; m = keras.saving.load_model(sys.argv[1]); "
+            "print(type(m.optimizer).__name__, type(m.optimizer._learning_rate).__name__, 'vitlib.training.loop' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "compiled.keras")], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["AdamW", "WarmupCosine", "False"]  # Keras' AdamW: the speed layer is off here
