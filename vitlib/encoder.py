@@ -16,6 +16,16 @@ LAYER_NORM_EPSILON = 1e-6  # as in the paper's code (Keras' default, 1e-3, is an
 
 
 @keras.saving.register_keras_serializable(package="vitlib")
+class LayerNorm(layers.LayerNormalization):
+    """The ViT's LayerNorm: Keras' ``LayerNormalization`` over the last axis with the paper's epsilon, 1e-6. A class
+    of its own so that a saved ViT names its weights as vitlib always has (``layer_norm``), and the committed models
+    (notebooks/models/07) load."""
+
+    def __init__(self, epsilon=LAYER_NORM_EPSILON, **kwargs):
+        super().__init__(epsilon=epsilon, **kwargs)
+
+
+@keras.saving.register_keras_serializable(package="vitlib")
 class MLPBlock(layers.Layer):
     """Dense(mlp_dim, GELU) -> Dropout -> Dense(D) -> Dropout, applied to each token alone. The GELU is the exact
     one, x·Φ(x) (Keras' ``"gelu"``), as in the paper's code."""
@@ -88,11 +98,11 @@ class EncoderBlock(layers.Layer):
         self.dropout_rate = _checks.rate("dropout", dropout)
         self.attention_dropout = _checks.rate("attention_dropout", attention_dropout)
         self.drop_path = _checks.rate("drop_path", drop_path)
-        self.norm1 = layers.LayerNormalization(epsilon=LAYER_NORM_EPSILON, name="norm1")
+        self.norm1 = LayerNorm(name="norm1")
         self.attention = ATTENTIONS[self.attention_name](num_heads, dropout=attention_dropout, name="attention",
                                                          **self.attention_options)
         self.attention_out_dropout = layers.Dropout(self.dropout_rate)
-        self.norm2 = layers.LayerNormalization(epsilon=LAYER_NORM_EPSILON, name="norm2")
+        self.norm2 = LayerNorm(name="norm2")
         self.mlp = MLPBlock(mlp_dim, dropout, name="mlp")
         self.drop_branch = StochasticDepth(drop_path, name="drop_path")
 

@@ -15,7 +15,7 @@ from keras import layers, ops
 from vitlib import _checks
 from vitlib.attention import ATTENTION_IMPLS, ATTENTION_POSITIONS, ATTENTIONS
 from vitlib.embeddings import POSITION_EMBEDDINGS, ClassToken, PositionEmbedding
-from vitlib.encoder import LAYER_NORM_EPSILON, EncoderBlock
+from vitlib.encoder import EncoderBlock, LayerNorm
 from vitlib.patches import patch_grid
 from vitlib.stems import STEMS, layer_name
 
@@ -192,7 +192,7 @@ class VisionTransformer(keras.Model):
             x = EncoderBlock(c.num_heads, c.mlp_dim, dropout=c.dropout, attention_dropout=c.attention_dropout,
                              drop_path=c.drop_path * i / max(c.depth - 1, 1),  # growing linearly with depth, as in DeiT
                              attention=c.attention, attention_options=attention_options(c), name=f"encoder_block_{i}")(x)
-        x = layers.LayerNormalization(epsilon=LAYER_NORM_EPSILON, name="encoder_norm")(x)
+        x = LayerNorm(name="encoder_norm")(x)
         x = TokenPool(c.pool, name="pool")(x)  # (B, D)
         logits = layers.Dense(c.num_classes, kernel_initializer="zeros", activation=c.classifier_activation,
                               dtype="float32", name="head")(x)  # zero-initialised head, as in the paper's code
@@ -217,6 +217,11 @@ class VisionTransformer(keras.Model):
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
+        # custom_gradients: a field of the ViTConfig of models saved while the hand-written gradients were part of
+        # the model (those under notebooks/models/07); they are the speed layer's now (vitlib.speed), and the model
+        # it describes is this one.
+        if isinstance(config.get("config"), dict):
+            config = {**config, "config": {k: v for k, v in config["config"].items() if k != "custom_gradients"}}
         return cls(**config)
 
 

@@ -94,7 +94,7 @@ def swap_in(model):
     :func:`layer_norm`, and every Dense layer with Keras' exact GELU :func:`gelu`. In place: the layers keep their
     classes, names and weights, so the model saves and loads as before."""
     for layer in model._flatten_layers(include_self=False, recursive=True):
-        if type(layer) is layers.LayerNormalization:
+        if isinstance(layer, layers.LayerNormalization):
             layer.call = functools.partial(layer_norm_call, layer)
         elif isinstance(layer, layers.Dense) and layer.activation is keras.activations.gelu:
             layer.activation = gelu
