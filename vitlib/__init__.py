@@ -89,12 +89,13 @@ from vitlib.patches import (  # noqa: E402
     patch_grid,
     patches_to_images,
 )
-from vitlib.stems import STEMS, ConvStem, PatchEmbedding, ShiftedPatchEmbedding, TokenStem, register_stem  # noqa: E402
 
-# Registered Keras objects that a model saved with the recipes' schedule, loss or speed layer needs to load after a
-# plain `import vitlib`.
-for _module in ("vitlib.speed.adamw", "vitlib.speed.gradients", "vitlib.training.distill", "vitlib.training.schedule"):
-    importlib.import_module(_module)
+# (adamw, distill, schedule: the registered Keras objects that a model compiled by the training recipes saves with it,
+# its optimiser, loss and schedule, so that such a file loads after a plain `import vitlib`)
+from vitlib.speed import adamw as _adamw  # noqa: E402,F401
+from vitlib.stems import STEMS, ConvStem, PatchEmbedding, ShiftedPatchEmbedding, TokenStem, register_stem  # noqa: E402
+from vitlib.training import distill as _distill  # noqa: E402,F401
+from vitlib.training import schedule as _schedule  # noqa: E402,F401
 
 __version__ = "0.1.0"
 

@@ -20,7 +20,8 @@ HELP = {"distill": "weight of a small CNN teacher's soft labels in the loss, 0 t
         "translate": "random shifts of up to this fraction of the image size"}
 
 
-def main(argv=None):
+def build_parser():
+    """The command line's options: the recipe's fields, and the registries' names as the choices of their options."""
     from vitlib import attention, embeddings, model, stems  # the registries
     from vitlib.data import datasets, pipeline
     from vitlib.training import devices, recipes
@@ -74,27 +75,20 @@ def main(argv=None):
                         help="Keras fit verbosity: 0 silent, 1 progress bar, 2 one line per epoch (default: 1 in a "
                              "terminal, 2 when the output goes to a file or a log)")
     parser.add_argument("--quiet", action="store_true", help="print nothing while training (same as --verbose 0)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None):
+    from vitlib.data import datasets
+    from vitlib.training import loop, multiworker, recipes
+
+    options = build_parser()
+    args = options.parse_args(argv)
     if args.quiet and args.verbose not in (None, 0):
-        parser.error(f"--quiet and --verbose {args.verbose} contradict each other: give one of them.")
+        options.error(f"--quiet and --verbose {args.verbose} contradict each other: give one of them.")
     verbose = 0 if args.quiet else args.verbose if args.verbose is not None else 1 if sys.stdout.isatty() else 2
-
-    from vitlib.training import loop, multiworker
-
     name = args.recipe or (args.dataset if args.dataset in recipes.RECIPES else "digits")
-    overrides = {k: v for k, v in vars(args).items()
-                 if v is not None and k not in ("recipe", "out", "variant", "verbose", "quiet", "canvas_size",
-                                                     *MODEL_OPTIONS)}
-    if args.resume_from is not None:
-        overrides["init_from"] = overrides.pop("resume_from")
-    if args.canvas_size is not None:
-        overrides["dataset_options"] = {"canvas_size": args.canvas_size}
-    if args.variant:
-        overrides["model"] = {"variant": args.variant, "patch_size": None, "hidden_size": None, "depth": None,
-                              "num_heads": None, "mlp_dim": None, "stem": "patch"}
-    model_options = {k: getattr(args, k) for k in MODEL_OPTIONS if getattr(args, k) is not None}
-    if model_options:
-        overrides["model"] = {**overrides.get("model", {}), **model_options}
+    overrides, model_options = recipe_overrides(args)
     if args.resume_from is not None and (args.variant or model_options):
         given = ", ".join(f"--{k.replace('_', '-')}" for k in ("variant", *MODEL_OPTIONS) if getattr(args, k) is not None)
         print(f"error: {given} cannot change the architecture of --resume-from {args.resume_from}: leave "
@@ -112,6 +106,24 @@ def main(argv=None):
     print(json.dumps({k: metrics[k] for k in ("test_accuracy", "tested_model", "best_val_accuracy", "train_images",
                                               "train_seconds", "parameters", "teacher_test_accuracy", "teacher_seconds")}))
     return 0
+
+
+def recipe_overrides(args):
+    """The recipe's fields the command line sets, and among them the model's options."""
+    overrides = {k: v for k, v in vars(args).items()
+                 if v is not None and k not in ("recipe", "out", "variant", "verbose", "quiet", "canvas_size",
+                                                     *MODEL_OPTIONS)}
+    if args.resume_from is not None:
+        overrides["init_from"] = overrides.pop("resume_from")
+    if args.canvas_size is not None:
+        overrides["dataset_options"] = {"canvas_size": args.canvas_size}
+    if args.variant:
+        overrides["model"] = {"variant": args.variant, "patch_size": None, "hidden_size": None, "depth": None,
+                              "num_heads": None, "mlp_dim": None, "stem": "patch"}
+    model_options = {k: getattr(args, k) for k in MODEL_OPTIONS if getattr(args, k) is not None}
+    if model_options:
+        overrides["model"] = {**overrides.get("model", {}), **model_options}
+    return overrides, model_options
 
 
 def _variant(text):

@@ -7,3 +7,13 @@
 
 matplotlib and ipywidgets come with the ``lab`` extra; nothing here is imported by ``import vitlib``.
 """
+import importlib
+
+__all__ = ["analysis", "analysis_figures", "plotting", "widgets"]
+
+
+def __getattr__(name):
+    """A module on first use: ``vitlib.inspection.analysis`` works without importing it first."""
+    if name in __all__:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -12,3 +12,14 @@
 
 The command line is ``python -m vitlib.train``.
 """
+import importlib
+
+__all__ = ["backup", "devices", "distill", "experiments", "fitting",
+           "loop", "multiworker", "progress", "recipes", "resolution", "schedule"]
+
+
+def __getattr__(name):
+    """A module on first use: ``vitlib.training.backup`` works without importing it first."""
+    if name in __all__:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
