@@ -50,8 +50,8 @@ def resolve_precision(setting):
 def resolve_jit(setting):
     """``"auto"``: with TensorFlow, XLA compilation on GPUs, where it speeds up every step, not on CPUs (compiling a
     small ViT's training step takes longer there than it saves in a short run); with JAX always, as JAX's own
-    default (without ``jit`` JAX runs a step op by op: one epoch of translated digits took 25 s instead of 11 s,
-    compilation included); with PyTorch never (``torch.compile`` takes longer than it saves in a short run).
+    default (without ``jit`` JAX runs a step op by op, slower even with compilation counted:
+    benchmarks/RESULTS.md); with PyTorch never (``torch.compile`` takes longer than it saves in a short run).
     ``"xla"``: XLA with TensorFlow (on CPUs too) and JAX, never ``torch.compile``: for runs long enough that compiling
     pays on a CPU (notebook 07's recipe). ``True``/``False``: Keras' own meaning (``True`` on PyTorch: torch.compile)."""
     _checks.choice("jit_compile", setting, JIT_SETTINGS)

@@ -86,8 +86,8 @@ RECIPES = {
                    model=dict(variant=None, patch_size=4, hidden_size=64, depth=3, num_heads=4, mlp_dim=128,
                               stem="shifted"), speed=True),
     # Digits at random places on a 16x16 canvas (an 8x8 grid of 2x2 patches), a new place every epoch. Chosen on the
-    # validation split (benchmarks/RESULTS.md): plain 2x2 patches learn this slowly (46-79 % in 60 s), shifted patch
-    # tokenization, whose tokens also see their neighbours' pixels, reached 96.5 % validation accuracy in 55 s.
+    # validation split (benchmarks/RESULTS.md): plain 2x2 patches learn this slowly, shifted patch tokenization, whose
+    # tokens also see their neighbours' pixels, quickly (96.5 % validation accuracy in the same time).
     "translated_digits": dict(dataset="translated_digits", dataset_options={"canvas_size": 16}, epochs=30,
                               batch_size=32,
                               learning_rate=2e-3, weight_decay=0.05, warmup_epochs=3, augment="none", flip=False,
