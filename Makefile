@@ -16,7 +16,7 @@ NBVAL := --nbval-lax --nbval-current-env --nbval-kernel-startup-timeout 180 --nb
 LAB_OPTIONS ?=
 ROOT_OPTION := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: lab test test-unit test-backends lint chromium notebooks site lock
+.PHONY: lab test check test-unit test-backends lint chromium notebooks site lock
 lab: $(VENV)/.installed
 	$(BIN)/jupyter lab $(ROOT_OPTION) $(LAB_OPTIONS) notebooks/
 
@@ -26,6 +26,13 @@ test: $(VENV)/.installed-dev chromium lint
 	KERAS_BACKEND=tensorflow $(PYTEST) -n 2 --dist loadscope $(NBVAL) tests notebooks
 	@echo "== unit tests, KERAS_BACKEND=jax and torch"
 	$(MAKE) --no-print-directory test-backends
+
+# The edit-test loop (under 2 minutes on 2 cores): lint, then the core's unit tests (the paper's modules, every
+# registered layer, the error messages, the package's shape) on TensorFlow, with the speed layer off as in the suite,
+# leaving out the few marked slow (make test runs them).
+CORE_TESTS := $(foreach m,patches stems embeddings attention encoder model costs layers errors structure,tests/test_$(m).py)
+check: $(VENV)/.installed-dev lint
+	KERAS_BACKEND=tensorflow VITLIB_SPEED=off $(PYTEST) -q -n 2 -m "not slow" $(CORE_TESTS)
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check vitlib tests scripts benchmarks

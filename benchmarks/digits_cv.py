@@ -2,7 +2,7 @@
 
     python benchmarks/digits_cv.py --folds 5 '{"model": {"patch_size": 4}}'
 
-Each fold trains ``training.train(training.recipe("digits", seed=k, **changes), data=fold)`` on the other folds
+Each fold trains ``loop.train(recipes.recipe("digits", seed=k, **changes), data=fold)`` on the other folds
 and scores the last epoch on its own. Prints one JSON line: the mean ("cv"), each fold, the mean training time.
 benchmarks/RESULTS.md lists the search that chose the digits recipe this way.
 
@@ -19,8 +19,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-from vitlib import data as vdata  # noqa: E402
-from vitlib import training  # noqa: E402
+from vitlib.data import datasets  # noqa: E402
+from vitlib.training import loop, recipes  # noqa: E402
 
 
 def folds_of(labels, k, seed=123):
@@ -39,7 +39,7 @@ def main():
     parser.add_argument("--nested", action="store_true", help="hold out a validation split too; score best and last")
     args = parser.parse_args()
     changes = json.loads(args.changes)
-    d = vdata.load_dataset("digits")
+    d = datasets.load_dataset("digits")
     x, y = np.concatenate([d.x_train, d.x_val]), np.concatenate([d.y_train, d.y_val])
     fold = folds_of(y, args.folds)
     scores, best_scores, seconds = [], [], []
@@ -49,12 +49,12 @@ def main():
             xt, yt = x[train], y[train]
             order = np.random.default_rng(k).permutation(len(yt))
             val, fit = order[: len(yt) // 10], order[len(yt) // 10:]
-            ds = vdata.Dataset("digits", xt[fit], yt[fit], xt[val], yt[val], x[held], y[held], d.class_names)
+            ds = datasets.Dataset("digits", xt[fit], yt[fit], xt[val], yt[val], x[held], y[held], d.class_names)
         else:
-            ds = vdata.Dataset("digits", x[train], y[train], x[held], y[held], x[held], y[held], d.class_names)
+            ds = datasets.Dataset("digits", x[train], y[train], x[held], y[held], x[held], y[held], d.class_names)
         with tempfile.TemporaryDirectory() as out:
             # train_on_validation=False: the folds (and the validation split, if any) are set here
-            r = training.train(training.recipe("digits", seed=k, **{**changes, "train_on_validation": False}), out,
+            r = loop.train(recipes.recipe("digits", seed=k, **{**changes, "train_on_validation": False}), out,
                                verbose=0, data=ds)
             if args.nested:
                 scores.append(held_out_accuracy(f"{out}/last.keras", ds))

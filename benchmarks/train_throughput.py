@@ -129,9 +129,13 @@ def run_one(impl, variant, image_size, batch, steps, bf16):
     if impl == "floor":
         timed = [matmul_floor(cfg, batch, max(steps, 5))]
     else:
-        if impl in ("vitlib", "vitlib-keras"):  # the recipes' setting, and build_vit's default (Keras' own layers)
-            model = vitlib.build_vit(variant, image_size=image_size, num_classes=10, pool="gap",
-                                     custom_gradients=impl == "vitlib")
+        if impl in ("vitlib", "vitlib-keras"):  # the recipes' setting (the speed layer on), and build_vit's alone
+            from vitlib import speed
+
+            model = vitlib.build_vit(variant, image_size=image_size, num_classes=10, pool="gap")
+            if impl == "vitlib":
+                with speed.switched():
+                    model = speed.accelerate(model)  # the hand-written LayerNorm and GELU gradients
         else:
             model = plain_keras_vit(image_size, cfg.patch_size, cfg.hidden_size, cfg.depth, cfg.num_heads,
                                     cfg.mlp_dim, 10)
@@ -188,7 +192,7 @@ def main():
     parser.add_argument("--repeats", type=int, default=1,
                         help="fresh processes per model, alternating the implementations; the table gives the median")
     parser.add_argument("--impls", default="vitlib,vitlib-keras,plain,floor",
-                        help="vitlib (custom_gradients=True, as the recipes), vitlib-keras (build_vit's default: Keras' "
+                        help="vitlib (the speed layer's gradients, as the recipes), vitlib-keras (build_vit alone: Keras' "
                              "LayerNorm and GELU), plain (a keras.io-style ViT), floor (the matrix products alone)")
     parser.add_argument("--bf16", action="store_true")
     parser.add_argument("--peak-tflops", type=float, help="device peak for MFU (default: CPU estimate)")

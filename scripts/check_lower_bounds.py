@@ -27,9 +27,8 @@ SMOKE = r"""
 import importlib.metadata as md, os, tempfile
 import numpy as np
 import keras, vitlib
-from vitlib import data, training
 print({name: md.version(name) for name in NAMES})
-digits = data.load_dataset("digits")
+digits = vitlib.load_dataset("digits")
 model = vitlib.build_vit(None, image_size=8, channels=1, patch_size=4, hidden_size=16, depth=1, num_heads=2,
                          mlp_dim=32, num_classes=10)
 model.compile(optimizer=keras.optimizers.AdamW(1e-3),

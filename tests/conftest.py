@@ -48,6 +48,8 @@ def fresh_exercise_session():
 def pytest_configure(config):
     config.addinivalue_line("markers", "speed: tests the speed layer (vitlib.speed) itself; every other test runs with it "
                                        "switched off (VITLIB_SPEED=off)")
+    config.addinivalue_line("markers", "slow: a minute or more on 2 cores (training to convergence, a fresh interpreter per "
+                                       "module): left out of `make check`, run by `make test`")
     config.addinivalue_line("markers", "tensorflow_only: needs TensorFlow as the Keras backend (notebooks, browser)")
     config.addinivalue_line("markers", "backend_independent: uses no Keras backend (files, packaging, NumPy, tf.data "
                                        "loaders, figures): run once, in the TensorFlow stage")

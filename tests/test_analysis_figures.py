@@ -6,6 +6,8 @@ import vitlib
 from vitlib.inspection import analysis
 from vitlib.inspection import analysis_figures as plotting
 
+pytestmark = pytest.mark.backend_independent
+
 RNG = np.random.default_rng(0)
 IMAGE = RNG.random((8, 8, 3)).astype("float32")
 
@@ -65,3 +67,40 @@ def test_distance_curve_shows_the_mean_and_the_spread_over_seeds():
     lines = fig.axes[0].get_lines()
     np.testing.assert_allclose(lines[0].get_ydata(), [0.3, 0.1, -0.1])
     assert lines[0].get_label() == "trained (2 seeds)" and lines[1].get_label() == "untrained"
+
+
+def test_similarity_mosaic_puts_each_patch_map_at_its_place_with_blank_gaps():
+    sim = analysis.position_similarity(RNG.normal(size=(6, 8)), (2, 3), num_prefix_tokens=0)
+    mosaic = plotting.similarity_mosaic(sim)
+    assert mosaic.shape == (2 * 3 - 1, 3 * 4 - 1)
+    np.testing.assert_allclose(mosaic[3:5, 8:11], sim[1, 2])  # patch (1, 2)'s map: block row 1, block column 2
+    assert np.isnan(mosaic[2]).all() and np.isnan(mosaic[:, 3]).all() and np.isnan(mosaic[:, 7]).all()
+
+
+def test_similarity_snapshots_share_one_colour_scale():
+    table = RNG.normal(size=(9, 8))
+    snapshots = {f"epoch {e}": analysis.position_similarity(table * (e + 1) + RNG.normal(size=(9, 8)), (3, 3),
+                                                                   num_prefix_tokens=0) for e in (0, 5)}
+    fig = plotting.similarity_snapshots_figure(snapshots)
+    shown = [im for ax in fig.axes for im in ax.get_images()]
+    assert [ax.get_title() for ax in fig.axes[:2]] == ["epoch 0", "epoch 5"]
+    assert len({im.get_clim() for im in shown}) == 1 and shown[0].get_clim()[1] == 1
+    assert shown[0].get_clim()[0] == pytest.approx(min(s.min() for s in snapshots.values()))
+    with pytest.raises(ValueError, match="at least one"):
+        plotting.similarity_snapshots_figure({})
+
+
+def test_layout_emergence_draws_each_model_with_its_seed_band_the_accuracy_panel_and_the_untrained_band():
+    gaps = np.array([[0.0, 0.1, 0.3], [0.0, 0.2, 0.4]])
+    fig = plotting.layout_emergence_figure({"translated": gaps, "centred": gaps * 0}, accuracy=gaps + 0.5,
+                                           untrained=[-0.01, 0.02])
+    left, right = fig.axes
+    lines = {line.get_label(): line for line in left.get_lines()}
+    np.testing.assert_allclose(lines["translated (2 seeds)"].get_ydata(), gaps.mean(0))
+    np.testing.assert_allclose(lines["translated (2 seeds)"].get_xdata(), [1, 2, 3])
+    np.testing.assert_allclose(right.get_lines()[0].get_xdata(), 100 * (gaps[0] + 0.5))
+    for ax in (left, right):
+        labels = ax.get_legend_handles_labels()[1]
+        assert "untrained" in labels
+    with pytest.raises(ValueError, match="same seeds and epochs"):
+        plotting.layout_emergence_figure({"translated": gaps}, accuracy=gaps[:1])

@@ -105,6 +105,7 @@ def test_attention_weights_for_every_layer_are_those_of_the_forward_pass(rng):
     np.testing.assert_allclose(maps[1], ops.convert_to_numpy(expected), atol=1e-6)
 
 
+@pytest.mark.slow
 def test_model_memorises_a_small_batch(rng):
     model = vitlib.build_vit(None, **SMALL)
     model.compile(keras.optimizers.Adam(3e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
@@ -140,6 +141,7 @@ for stem in vitlib.STEMS:
 """
 
 
+@pytest.mark.slow
 @pytest.mark.tensorflow_only
 def test_zero_images_give_an_empty_result_with_tensorflows_onednn_convolution():
     # TensorFlow switches oneDNN on by itself only on some CPUs (AVX-512 VNNI or BF16, AMX); there its Conv2D returns

@@ -1,8 +1,9 @@
 """Notebook 07's committed models against their manifest and their recipe.
 
 The notebook loads twelve small ViTs from notebooks/models/07, each trained by the one command its manifest lists.
-The first test checks that the files are what the manifest says (their test accuracy and locality gap, measured
-again here); the second retrains one of them from its command and checks it against the manifest, within the spread
+The first tests check that the files are what the manifest says (their test accuracy and locality gap, measured
+again here) and that they load and compute what they computed for the code that trained them; the last retrains
+one of them from its command and checks it against the manifest, within the spread
 of the seeds, so that neither the models nor the recipe can drift from each other unnoticed.
 """
 import json
@@ -36,7 +37,7 @@ def position_table(keras_file):
 
 
 def gap_and_curve(table, grid=(6, 6)):
-    from vitlib import analysis
+    from vitlib.inspection import analysis
 
     similarity = analysis.position_similarity(table, grid, num_prefix_tokens=1)
     return analysis.locality_gap(similarity), analysis.similarity_by_distance(similarity)[1]
@@ -54,7 +55,8 @@ def test_manifest_lists_every_arm_and_seed_with_one_command_each():
 def test_committed_models_have_the_accuracy_and_gap_their_manifest_says(arm):
     import keras
 
-    from vitlib import data, experiments
+    from vitlib.data import datasets
+    from vitlib.training import fitting
 
     for seed in (0, 1, 2):
         run = RUNS[arm, seed]
@@ -62,9 +64,30 @@ def test_committed_models_have_the_accuracy_and_gap_their_manifest_says(arm):
         gap, _ = gap_and_curve(position_table(folder / "last.keras"))
         assert gap == pytest.approx(run["locality_gap"], abs=5e-4)  # the table the history's last row measured
         model = keras.saving.load_model(folder / "last.keras")
-        test = data.load_dataset("centred_digits" if arm == "centred" else "translated_digits", seed=seed, canvas_size=12)
-        measured = experiments.accuracy(model, test.x_test, test.y_test)
+        test = datasets.load_dataset("centred_digits" if arm == "centred" else "translated_digits", seed=seed, canvas_size=12)
+        measured = fitting.accuracy(model, test.x_test, test.y_test)
         assert abs(measured - run["test_accuracy"]) <= 2 / len(test.y_test)  # float rounding may move an image
+
+
+def test_committed_models_give_the_logits_of_the_code_that_trained_them():
+    """tests/fixtures/notebook07_logits.npz holds each model's logits on 8 random images, computed by vitlib at 8afa0e1
+    (which trained them, with the hand-written LayerNorm and GELU in the model). The models load with plain Keras and
+    give those logits to float32 rounding (Keras' LayerNorm and GELU compute the same functions in other steps), and
+    with the speed layer's LayerNorm and GELU swapped in, the very same numbers."""
+    import keras
+
+    from vitlib.speed import gradients
+
+    reference = np.load(ROOT / "tests" / "fixtures" / "notebook07_logits.npz")
+    images = reference["images"]
+    for arm, seed in sorted(RUNS):
+        folder = RUNS[arm, seed]["folder"]
+        model = keras.saving.load_model(MODELS / folder / "last.keras")
+        logits = keras.ops.convert_to_numpy(model(images, training=False))
+        np.testing.assert_allclose(logits, reference[folder], rtol=1e-5, atol=2e-5, err_msg=folder)
+        assert (logits.argmax(-1) == reference[folder].argmax(-1)).all()
+        swapped = keras.ops.convert_to_numpy(gradients.swap_in(model)(images, training=False))
+        np.testing.assert_array_equal(swapped, reference[folder], err_msg=folder)
 
 
 def test_the_translated_recipe_retrained_from_its_command_matches_the_manifest(tmp_path):

@@ -4,7 +4,7 @@ import pytest
 from keras import ops
 
 import vitlib
-from vitlib.training import resolution
+from vitlib.training import distill, resolution
 
 TINY = dict(image_size=8, channels=1, num_classes=10, patch_size=2, hidden_size=16, depth=1, num_heads=2, mlp_dim=16)
 
@@ -48,7 +48,7 @@ def test_at_resolution_and_load_vit_refuse_what_they_cannot_use(tmp_path):
         resolution.at_resolution(tiny_vit(patch_size=4, image_size=8), 10)
     with pytest.raises(ValueError, match=r"Unknown position resize method 'area'.*'bicubic'"):
         resolution.at_resolution(tiny_vit(), 16, "area")
-    cnn = vitlib.distill.small_cnn((8, 8, 1), 10)
+    cnn = distill.small_cnn((8, 8, 1), 10)
     with pytest.raises(ValueError, match=r"needs a vitlib ViT.*got Functional"):
         resolution.at_resolution(cnn, 16)
     with pytest.raises(ValueError, match=r"No saved model at .*missing.keras"):

@@ -98,6 +98,7 @@ def test_the_core_imports_only_what_comes_before_it_in_reading_order():
                 assert CORE.index(target.split(".")[1]) < CORE.index(module.split(".")[1]), f"{module} -> {target}"
 
 
+@pytest.mark.slow
 def test_every_module_imports_alone_in_a_fresh_interpreter():
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     env.setdefault("KERAS_BACKEND", "tensorflow")
