@@ -30,10 +30,10 @@ def test_similarity_grid_has_one_map_per_patch_on_one_scale():
 def test_attention_figures_draw_the_given_weights_and_maps():
     weights = np.full((3, 3), 1 / 3)
     fig = plotting.attention_matrix_figure(weights, labels=["cls", "1", "2"])
-    np.testing.assert_allclose(images_shown(fig)[0], weights)
+    np.testing.assert_allclose(images_shown(fig)[0].get_array(), weights)
     heat = RNG.random((2, 2))
     fig = plotting.attention_on_image_figure(IMAGE[..., :1], heat)
-    assert sum(1 for a in images_shown(fig) if a.shape == (2, 2)) == 2  # under the image, and alone
+    assert sum(1 for a in images_shown(fig) if a.get_array().shape == (2, 2)) == 2  # under the image, and alone
     fig = plotting.attention_distance_figure(RNG.random((2, 3, 4)), 16, baseline=RNG.random((3, 4)), uniform=5.0)
     points = [c.get_offsets() for c in fig.axes[0].collections]
     assert len(points) == 4 * 2 + 1  # 4 heads x 2 seeds, and the baseline

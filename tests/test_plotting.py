@@ -4,7 +4,7 @@ import pytest
 from matplotlib.figure import Figure
 
 import vitlib
-from vitlib.inspection import plotting
+from vitlib.inspection import analysis_figures, plotting
 
 pytestmark = pytest.mark.backend_independent
 
@@ -27,10 +27,10 @@ def test_patch_figure_shows_the_image_the_token_matrix_and_the_first_tokens():
 
 def test_filter_and_image_grids():
     kernel = RNG.normal(size=(2, 2, 3, 5))
-    fig = plotting.filters_figure(kernel, max_filters=4, columns=2)
+    fig = analysis_figures.filters_figure(kernel, max_filters=4, columns=2)
     shown = images_shown(fig)
     assert len(shown) == 4 and all(a.min() >= 0 and a.max() <= 1 for a in shown)
-    fig = plotting.filter_components_figure(RNG.random((3, 2, 2, 1)), explained=[0.5, 0.3, 0.2])
+    fig = analysis_figures.filter_components_figure(RNG.random((3, 2, 2, 1)), explained=[0.5, 0.3, 0.2])
     components = [ax for ax in fig.axes if ax.get_images()]
     assert [ax.get_title() for ax in components] == ["50%", "30%", "20%"]
     for ax in components:  # each component framed, so that its white pixels do not merge into the page
@@ -70,14 +70,14 @@ def test_scaling_figure_draws_each_models_means_against_the_fraction_with_min_ma
 @pytest.mark.parametrize("call,message", [
     (lambda: plotting.patch_figure(IMAGE[None], 4), r"one \(height, width, channels\) image, got shape \(1, 8, 8, 3\)"),
     (lambda: plotting.patch_figure(IMAGE, 3), r"not divisible by patch size 3"),
-    (lambda: plotting.similarity_grid_figure(np.zeros((4, 4))), r"\(rows, cols, rows, cols\), got shape \(4, 4\)"),
-    (lambda: plotting.attention_matrix_figure(np.zeros((1, 2, 3, 3))), r"one \(queries, keys\) matrix.*weights\[0, 0\]"),
-    (lambda: plotting.attention_matrix_figure(np.zeros((3, 3)), labels=["a"]), r"1 labels for 3 tokens"),
-    (lambda: plotting.attention_on_image_figure(IMAGE, np.zeros((1, 2, 2))), r"\(rows, cols\) map.*heat\[0\]"),
-    (lambda: plotting.attention_distance_figure(np.zeros(3)), r"\(layers, heads\) or \(seeds, layers, heads\)"),
-    (lambda: plotting.distance_curve_figure({"m": ([1, 2], [0.1, 0.2, 0.3])}), r"'m': 3 values per seed for 2 distances"),
-    (lambda: plotting.filters_figure(np.zeros((48, 8))), r"\(P, P, C, D\).*Reshape a Dense kernel"),
-    (lambda: plotting.filter_components_figure(np.zeros((3, 4))), r"\(k, P, P, C\) images"),
+    (lambda: analysis_figures.similarity_grid_figure(np.zeros((4, 4))), r"\(rows, cols, rows, cols\), got shape \(4, 4\)"),
+    (lambda: analysis_figures.attention_matrix_figure(np.zeros((1, 2, 3, 3))), r"one \(queries, keys\) matrix.*weights\[0, 0\]"),
+    (lambda: analysis_figures.attention_matrix_figure(np.zeros((3, 3)), labels=["a"]), r"1 labels for 3 tokens"),
+    (lambda: analysis_figures.attention_on_image_figure(IMAGE, np.zeros((1, 2, 2))), r"\(rows, cols\) map.*heat\[0\]"),
+    (lambda: analysis_figures.attention_distance_figure(np.zeros(3)), r"\(layers, heads\) or \(seeds, layers, heads\)"),
+    (lambda: analysis_figures.distance_curve_figure({"m": ([1, 2], [0.1, 0.2, 0.3])}), r"'m': 3 values per seed for 2 distances"),
+    (lambda: analysis_figures.filters_figure(np.zeros((48, 8))), r"\(P, P, C, D\).*Reshape a Dense kernel"),
+    (lambda: analysis_figures.filter_components_figure(np.zeros((3, 4))), r"\(k, P, P, C\) images"),
     (lambda: plotting.history_figure("runs/digits/history.csv"), r"read_history\(path\)"),
     (lambda: plotting.confusion_matrix_figure([0, 1], np.zeros((2, 10))), r"argmax\(logits, -1\)"),
     (lambda: plotting.bar_figure(["a", "b"], [1], "v", "t"), r"2 names but 1 values"),
