@@ -90,6 +90,18 @@ def test_at_patch_size_resizes_kernel_and_positions_and_copies_every_other_weigh
 
 
 @pytest.mark.backend_neutral
+def test_at_patch_size_into_an_existing_vit_gives_what_a_new_one_gives(rng):
+    first, second = tiny_vit(), tiny_vit()
+    images = rng.uniform(size=(2, 12, 12, 2)).astype("float32")
+    reused = flexivit.at_patch_size(first, 3)
+    assert flexivit.at_patch_size(second, 3, "naive", into=reused) is reused
+    np.testing.assert_array_equal(ops.convert_to_numpy(reused(images)),
+                                  ops.convert_to_numpy(flexivit.at_patch_size(second, 3, "naive")(images)))
+    with pytest.raises(ValueError, match="patch size 6"):
+        flexivit.at_patch_size(first, 6, into=reused)
+
+
+@pytest.mark.backend_neutral
 @pytest.mark.parametrize("patch_size", [3, 4, 6])
 def test_flexible_view_gives_the_logits_of_the_pi_resized_copy_and_shares_the_weights(patch_size, rng):
     model = tiny_vit()

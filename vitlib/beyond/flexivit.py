@@ -85,17 +85,23 @@ def _check_vit(model, what):
                                                           if isinstance(model, VisionTransformer) else "."))
 
 
-def at_patch_size(model, patch_size, kernel_resize="pi"):
+def at_patch_size(model, patch_size, kernel_resize="pi", into=None):
     """A copy of the vitlib ViT ``model`` (stem ``"patch"``) for patches of ``patch_size``, on images of the same size.
 
     The patch-embedding kernel is resized by ``kernel_resize`` (``"pi"`` or ``"naive"``), the learned position table
     interpolated bilinearly to the new grid (fixed sin-cos tables are computed anew); every other weight is copied
     unchanged. Returns the new model (not compiled): N = (H/P*)·(W/P*) tokens instead of (H/P)·(W/P).
+    ``into``: a ViT built earlier for this patch size (by this function) whose weights are overwritten instead of
+    building a new one: evaluating many models at one patch size then builds it once.
     """
     _check_vit(model, "at_patch_size")
     _checks.choice("kernel resize", kernel_resize, tuple(KERNEL_RESIZES))
     config = dataclasses.replace(model.config, patch_size=patch_size)  # checks that the patch size tiles the image
-    new = VisionTransformer(config, name=model.name)
+    if into is not None and (not isinstance(into, VisionTransformer) or into.config != config):
+        raise ValueError(f"into must be a vitlib ViT of the configuration at patch size {patch_size} (as "
+                         f"at_patch_size returned), got {type(into).__name__}"
+                         + (f" with patch size {into.config.patch_size}." if isinstance(into, VisionTransformer) else "."))
+    new = into if into is not None else VisionTransformer(config, name=model.name)
     kernel = model.get_layer("patch_embedding").projection.kernel
     old_table = model.get_layer("position_embedding").embeddings
     new_kernel = new.get_layer("patch_embedding").projection.kernel
