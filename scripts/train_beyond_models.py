@@ -19,11 +19,12 @@ The notebook's ``RETRAIN = True`` runs the same functions in place.
 import argparse
 import csv
 import json
-import platform
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from train_notebook_models import cpu_model  # the CPU's name for the manifest, as notebook 07's script writes it
 
 ROOT = Path(__file__).resolve().parents[1]
 FOLDER = ROOT / "notebooks/models/10"
@@ -33,13 +34,6 @@ PRETRAIN_STEPS = 500     # MAE pre-training, no labels
 FINE_TUNE_STEPS = 200    # each fine-tuning run and its from-scratch control
 FRACTIONS = (0.01, 0.1, 1.0)
 PARTS = ("fixed", "flexi", "mae")
-
-
-def cpu_model():
-    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
 
 
 def main(argv=None):
