@@ -43,6 +43,12 @@ RIGHT = {
     "09.shuffle_after_batch": "No",
     "09.prefetch_step": 50,
     "09.why_backend": "b",
+    "10.tokens_at_3": 65,
+    "10.naive_scale": 4,
+    "10.tokens_after_merging": 33,
+    "10.encoder_sees": 5,
+    "10.why_pi": "b",
+    "10.why_mask_most": "a",
 }
 # A common mistake for each exercise, with a word its feedback must contain (None: only the generic hint).
 WRONG = {
@@ -76,6 +82,12 @@ WRONG = {
     "09.shuffle_after_batch": ("yes", "whole batches"),
     "09.prefetch_step": (70, "without prefetch"),
     "09.why_backend": ("a", "same logits"),
+    "10.tokens_at_3": (64, "class token"),
+    "10.naive_scale": (2, "side ratio"),
+    "10.tokens_after_merging": (57, "after one block"),
+    "10.encoder_sees": (13, "never enter"),
+    "10.why_pi": ("c", "same bilinear"),
+    "10.why_mask_most": ("b", "harder"),
 }
 
 
