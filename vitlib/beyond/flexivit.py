@@ -145,6 +145,15 @@ class ResizedEmbedding(layers.Layer):
         self.kernel_map = None if self.patch_size == base else kernel_resize_matrix(base, self.patch_size).astype("float32")
         self.position_map = position_resize_matrix(position_embedding.grid_size, self.grid_size)
 
+    def build(self, input_shape):  # the shared layers come built from a trained ViT; from a config, build them here
+        if not self.stem.built:
+            self.stem.build(input_shape)
+        width, (rows, cols) = self.stem.hidden_size, self.position_embedding.grid_size
+        if self.class_token is not None and not self.class_token.built:
+            self.class_token.build((None, rows * cols, width))
+        if not self.position_embedding.built:
+            self.position_embedding.build((None, rows * cols + (self.class_token is not None), width))
+
     def call(self, images):
         projection, (rows, cols), base = self.stem.projection, self.grid_size, self.stem.patch_size
         kernel = projection.kernel  # (P, P, C, D)

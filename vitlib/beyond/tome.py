@@ -127,6 +127,11 @@ class ReducedEncoder(layers.Layer):
         self.class_token, self.seed, self.return_sources = bool(class_token), seed, bool(return_sources)
         self.seed_generator = keras.random.SeedGenerator(seed)
 
+    def build(self, input_shape):  # the blocks come built from a trained ViT; from a config, build them here
+        for block in self.blocks:
+            if not block.built:
+                block.build(input_shape)
+
     def removed(self, tokens):
         """Tokens removed by each block, for ``tokens`` tokens in: r, or fewer once too few are left (as in ToMe: at
         most half of the tokens that may merge)."""
