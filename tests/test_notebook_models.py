@@ -1,4 +1,4 @@
-"""Notebook 07's committed models against their manifest and their recipe.
+"""Notebook 07's committed models against their manifest and their recipe (and notebook 10's against their logits).
 
 The notebook loads twelve small ViTs from notebooks/models/07, each trained by the one command its manifest lists.
 The first tests check that the files are what the manifest says (their test accuracy and locality gap, measured
@@ -88,6 +88,26 @@ def test_committed_models_give_the_logits_of_the_code_that_trained_them():
         assert (logits.argmax(-1) == reference[folder].argmax(-1)).all()
         swapped = keras.ops.convert_to_numpy(gradients.swap_in(model)(images, training=False))
         np.testing.assert_array_equal(swapped, reference[folder], err_msg=folder)
+
+
+def test_notebook_10s_models_give_the_logits_of_the_code_that_trained_them():
+    """Notebook 10 loads nine more models from notebooks/models/10 (scripts/train_beyond_models.py trained them, with
+    the hand-written LayerNorm and GELU then part of the model). tests/fixtures/notebook10_logits.npz holds their
+    logits on 8 random 24x24 images, computed by vitlib before its layout changed (7172ae8): they load with plain
+    Keras and give those logits to float32 rounding, the MAE models' ViT included."""
+    import keras
+
+    from vitlib.beyond import mae  # noqa: F401  (registers MaskedAutoencoder for loading)
+
+    reference = np.load(ROOT / "tests" / "fixtures" / "notebook10_logits.npz")
+    names = sorted(p.stem for p in (ROOT / "notebooks" / "models" / "10").glob("*.keras"))
+    assert names == sorted(k for k in reference.files if k != "images") and len(names) == 9
+    for name in names:
+        model = keras.saving.load_model(ROOT / "notebooks" / "models" / "10" / f"{name}.keras")
+        vit = getattr(model, "vit", model)  # a MaskedAutoencoder holds the ViT it pre-trained
+        logits = keras.ops.convert_to_numpy(vit(reference["images"], training=False))
+        np.testing.assert_allclose(logits, reference[name], rtol=1e-5, atol=2e-5, err_msg=name)
+        assert (logits.argmax(-1) == reference[name].argmax(-1)).all()
 
 
 def test_the_translated_recipe_retrained_from_its_command_matches_the_manifest(tmp_path):

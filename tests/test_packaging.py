@@ -26,7 +26,7 @@ def test_environment_yml_installs_the_same_packages_as_pyproject():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     deps, extras = project["dependencies"], project["optional-dependencies"]
     assert sorted(environment_pip_list()) == sorted(deps + extras["lab"])
-    assert {"tensorflow", "keras", "numpy", "scikit-learn", "pillow", "safetensors"} == names(deps)
+    assert {"tensorflow", "keras", "numpy", "scikit-learn", "pillow", "safetensors", "mlxtend"} == names(deps)
     assert {"jupyterlab", "ipywidgets", "matplotlib", "ipykernel"} <= names(extras["lab"])
     assert {"nbval", "nbformat", "nbclient", "pytest", "ruff"} <= names(extras["dev"])
 

