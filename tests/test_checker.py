@@ -3,6 +3,7 @@ feedback's look in a notebook and its plain text in a terminal."""
 import pytest
 
 from vitlib.exercises import checker
+from vitlib.exercises.bank import EXERCISES
 from vitlib.exercises.checker import check, solution
 
 # the checker runs learners' notebook code, which runs on TensorFlow
@@ -22,7 +23,7 @@ def test_string_and_choice_exercises_say_how_to_answer(capsys):
     assert "string in quotes" in capsys.readouterr().out
     check("04.why_scale", None)
     out = capsys.readouterr().out
-    assert "(a) To give every output vector length 1." in out and 'letter in quotes, e.g. "a"' in out
+    assert "(a) So that each row of attention weights sums to 1." in out and 'letter in quotes, e.g. "a"' in out
 
 
 def test_hints_come_after_wrong_attempts_one_more_each_time_then_the_solution_is_offered(capsys):
@@ -41,10 +42,10 @@ def test_the_solution_asks_for_a_try_first_and_shows_it_after_one(capsys):
     assert "Try it first" in capsys.readouterr().out
     solution("05.tokens_384")  # asked twice: shown anyway
     assert "577 tokens" in capsys.readouterr().out
-    check("06.warmup_lr", 0.5)
+    check("06.smoothing_true_class", 0.5)
     capsys.readouterr()
-    solution("06.warmup_lr")
-    assert "1e-3 x 1 / 10" in capsys.readouterr().out
+    solution("06.smoothing_true_class")
+    assert "0.9 + 0.1 / 100 = 0.901" in capsys.readouterr().out
 
 
 def test_unknown_exercise_ids_are_refused_by_name():
@@ -87,9 +88,11 @@ def test_in_a_notebook_right_and_wrong_are_told_apart_by_symbol_and_word_not_col
     wrong = notebook_feedback(monkeypatch, lambda: check("01.tokens", 588))
     assert capsys.readouterr().out == ""  # shown as HTML, not printed
     right_html, wrong_html = right[0]._repr_html_(), wrong[0]._repr_html_()
-    assert "✓ Correct" in right_html and "✗" not in right_html
+    why = EXERCISES["01.tokens"].why
+    assert "✓ Correct" in right_html and "✗" not in right_html and why in right_html  # the verdict and its reason
     assert "✗ Not yet" in wrong_html and "✓" not in wrong_html and "channel" in wrong_html
-    assert right[0].text == "[01.tokens] Correct!" and wrong[0].text.startswith("[01.tokens] Not yet: 588 is not right.")
+    assert right[0].text == f"[01.tokens] Correct! {why}"
+    assert wrong[0].text.startswith("[01.tokens] Not yet: 588 is not right.")
 
 
 def test_notebook_feedback_wraps_between_words_and_its_plain_text_is_what_a_terminal_prints(monkeypatch, capsys):
@@ -111,7 +114,7 @@ def test_notebook_feedback_escapes_the_learners_text(monkeypatch):
 
 def test_unanswered_exercises_and_solutions_have_their_own_look_in_a_notebook(monkeypatch):
     unanswered = notebook_feedback(monkeypatch, lambda: check("04.why_scale", None))[0]._repr_html_()
-    assert "✎ Not answered yet" in unanswered and "(a) To give every output vector length 1." in unanswered
+    assert "✎ Not answered yet" in unanswered and "(a) So that each row of attention weights sums to 1." in unanswered
     first = notebook_feedback(monkeypatch, lambda: solution("05.tokens_384"))[0]._repr_html_()
     assert "Try it first" in first and "An answer of your own" in first
     shown = notebook_feedback(monkeypatch, lambda: solution("05.tokens_384"))[0]._repr_html_()

@@ -1,9 +1,11 @@
 """vitlib.exercises.questions: how an answer is judged: numbers typed with commas, tuples typed as strings, functions
-that raise, stubs not written yet, functions computing a common mistake, choices outside the options."""
+that raise, stubs not written yet, functions computing a common mistake, choices outside the options; and that a
+question cannot be written without the reason its right answer prints."""
 import pytest
 
 from vitlib.exercises import checker
 from vitlib.exercises.checker import check
+from vitlib.exercises.questions import Choice, Exercise
 
 pytestmark = [pytest.mark.backend_neutral, pytest.mark.usefixtures("fresh_exercise_session")]
 
@@ -61,3 +63,16 @@ def test_a_stub_raising_not_implemented_is_not_written_yet(capsys):
 
 def test_a_tuple_answer_typed_as_a_string_is_read_as_the_tuple(capsys):
     assert check("09.patch_linear_weight", "(64, 16)") is True
+
+
+def test_a_question_without_the_reason_for_its_right_answer_is_refused():
+    with pytest.raises(TypeError, match="why"):  # required, keyword only
+        Exercise("How many?", 1, (), "One.")
+    with pytest.raises(ValueError, match="why=' '"):
+        Exercise("How many?", 1, (), "One.", why=" ")
+    assert Exercise("How many?", 1, (), "One.", why="Because.").why == "Because."
+    with pytest.raises(ValueError, match="right='c' is not among the options 'a', 'b'"):
+        Choice("Which?", {"a": ("this", "because"), "b": ("that", "not so")}, "c")
+    with pytest.raises(ValueError, match="option\\(s\\) 'b' lack"):
+        Choice("Which?", {"a": ("this", "because"), "b": ("that", "")}, "a")
+    assert Choice("Which?", {"a": ("this", "because"), "b": ("that", "not so")}, "a").why == "because"

@@ -76,14 +76,18 @@ EXERCISES = {
                   (24, "That is one side of the grid; the image has 24 patches in each direction."),
                   (577, "That includes the class token, which the model adds later; count the patches only."),
                   (588, "588 is the source blog's count for 224x224: 196 patches x 3, each colour channel counted "
-                         "separately; here too a token holds all three channels."))),
+                         "separately; here too a token holds all three channels.")),
+        why="A token is one whole patch, all three channels in it, so there are as many tokens as cells in the 24 x 24 "
+            "patch grid."),
     "01.token_length": Exercise(
         "How many values are in one token of a 32x32 RGB image cut into 4x4 patches?", 48,
         ("A token holds every pixel of its patch, in every colour channel.",),
         "A 4x4 patch has 16 pixels of 3 channels: 4 x 4 x 3 = 48 values.",
         mistakes=((16, "That is one colour channel: a token holds all C = 3 channels of its 16 pixels."),
                   (64, "That is the number of patches (8 x 8), not the length of one token."),
-                  (1024, "That is the number of pixels of the whole image."))),
+                  (1024, "That is the number of pixels of the whole image.")),
+        why="A token is its patch flattened: every one of its 16 pixels with all 3 colour values; the image size only "
+            "sets how many tokens there are."),
     "01.patchify": Exercise(
         "Write patchify(images, p): (B, H, W, C) -> (B, N, p*p*C), in the order of tf.image.extract_patches.",
         extract_patches,
@@ -91,19 +95,26 @@ EXERCISES = {
          "Then bring the two patch axes next to each other with a transpose, and reshape to (B, -1, p*p*C)."),
         "x = images.reshape(B, H // p, p, W // p, p, C); x = x.transpose(0, 1, 3, 2, 4, 5) "
         "(grid row, grid column, then the patch's own rows, columns, channels); return x.reshape(B, -1, p * p * C).",
-        inputs=_patch_inputs),
+        inputs=_patch_inputs,
+        why="Once a patch's own rows and columns sit behind the grid's, the last reshape reads the patches row by row, "
+            "each flattened as (row, column, channel): tf.image.extract_patches' order."),
     "01.why_order": Choice(
         "The tokens are read row by row (raster order). A ViT with learned position embeddings, trained from scratch, "
-        "is instead given its patches column by column. What changes?",
-        {"a": ("It can no longer learn: the image's rows are broken up.",
-               "Every patch is still there, each with a position embedding of its own; the model learns from those."),
-         "b": ("Nothing essential: the order is a convention, and the learned position embeddings learn whatever "
-               "layout they are given.",
-               "Yes: attention compares all tokens with all others, so there is no 'next' token to rely on; only the "
-               "position embeddings know where a patch was, and they are learned."),
-         "c": ("It becomes invariant to rotating the image by 90 degrees.",
-               "The pixels inside each patch are still in rows, and the position embeddings still tell places apart.")},
-        "b", "b: a fixed reordering of the tokens is undone by learning the position embeddings (for a fixed order)."),
+        "is instead given its patches column by column, always in that same order. What changes?",
+        {"a": ("It learns worse: a patch's right-hand neighbour is no longer next to it in the sequence, so attention "
+               "has a harder time relating the two.",
+               "Attention compares every token with every other in one step, so being next in the sequence is no "
+               "help; for the model, nearness exists only through the position embeddings."),
+         "b": ("Nothing; nor would reading each image in a new random order.",
+               "A fixed order is a convention the learned table adapts to; a new order per image would tie each row "
+               "of the table to a different place every time, and the model could no longer tell places apart."),
+         "c": ("Nothing essential: each place still gets a position embedding of its own, which is learned.",
+               "Attention treats its input as a set; only the position embeddings say where a patch came from, and a "
+               "learned table learns the meaning of its rows for any fixed order."),
+         "d": ("It becomes blind to 90-degree rotations, since columns now play the part of rows.",
+               "The order of the tokens is not a rotation of the image: the pixels inside each patch are laid out as "
+               "before, and the table still tells the places apart, so a rotated image still looks different.")},
+        "c", "c: a fixed reordering of the tokens is undone by learning the position embeddings (for that order)."),
     # 02 · Patch embeddings
     "02.embedding_params": Exercise(
         "How many parameters has the patch embedding of ViT-L/14 on RGB images (D = 1024)?",
@@ -113,7 +124,9 @@ EXERCISES = {
         "P*P*C = 14*14*3 = 588 inputs, D = 1024 outputs: 588 x 1024 + 1024 = 603,136.",
         mistakes=((14 * 14 * 3 * 1024, "That is the kernel only: add the D = 1024 biases."),
                   (16 * 16 * 3 * 768 + 768, "That is ViT-B/16's (P = 16, D = 768); ViT-L/14 has P = 14, D = 1024."),
-                  (14 * 14 * 1024 + 1024, "You left out the colour channels: each patch has 14 x 14 x 3 inputs."))),
+                  (14 * 14 * 1024 + 1024, "You left out the colour channels: each patch has 14 x 14 x 3 inputs.")),
+        why="E maps each flattened patch of P*P*C values to D values, one weight per (input, output) pair, and adds D "
+            "biases; the image size does not enter."),
     "02.channels_first_to_conv": Exercise(
         "Some code flattens each patch channels first, (channel, row, column), as PyTorch's unfold does. Write "
         "to_conv(kernel, p, c): turn a Dense kernel (c*p*p, D) whose rows follow that order into the equal Conv2D "
@@ -131,19 +144,28 @@ EXERCISES = {
                   (lambda k, p, c: k.reshape(c, p, p, -1).transpose(2, 1, 0, 3),
                    "Close: the channels are in the right place, but rows and columns are swapped (a transposed "
                    "filter).")),
-        inputs=_dense_to_conv_inputs),
+        inputs=_dense_to_conv_inputs,
+        why="A flattened axis can only be split in the order it was flattened, channel first here; after that, moving "
+            "the axes into Conv2D's (row, column, channel, D) changes no weight, only where it sits."),
     "02.why_conv": Choice(
         "Why is a Conv2D with kernel size = stride = P the same model as the paper's 'flatten each patch, "
         "multiply by E'?",
-        {"a": ("Every convolution is a matrix product in disguise.",
-               "True in general, but not the reason: a convolution with stride 1 mixes overlapping windows, which "
-               "the paper's patch embedding does not."),
-         "b": ("With stride = kernel size the windows do not overlap: each output is one patch's pixels times the "
-               "same weights, which is x_p E.",
-               "Yes: the kernel is E reshaped to (P, P, C, D), and the notebook proves the outputs equal."),
-         "c": ("It is not the same: the Conv2D adds locality the paper's model does not have.",
-               "Each output sees exactly one patch in both, so neither has more locality than the other.")},
-        "b", "b: non-overlapping windows make the convolution a per-patch linear map, the paper's E."),
+        {"a": ("With stride P the windows are exactly the patches, and each output is one patch's pixels times the "
+               "filters: x_p E.",
+               "A convolution applies the same weights to every window; when the windows tile the image without "
+               "overlap, that is E applied to each patch, with E reshaped to (P, P, C, D)."),
+         "b": ("A convolution shares its weights across positions and a Dense layer does not, so the convolution is a "
+               "special case into which E can be copied.",
+               "The Dense layer shares its weights too: the same E is applied to every token. Both share; what makes "
+               "them equal is that the convolution's windows are exactly the patches."),
+         "c": ("It is an approximation: the filter slides, so neighbouring patches leak into each output a little, "
+               "which is why the notebook compares with a tolerance of 1e-4.",
+               "With stride = kernel size no window crosses a patch boundary. The 1e-4 allows for float32 round-off: "
+               "the two routes add the same products in another order."),
+         "d": ("Any convolution is a Dense layer on flattened windows, so a stride of 1 would do as well.",
+               "The first half is true, but with stride 1 the windows overlap and there are far more of them (209 x "
+               "209 instead of 14 x 14 at 224 pixels): not the paper's non-overlapping patches.")},
+        "a", "a: non-overlapping windows make the convolution a per-patch linear map, the paper's E."),
     # 03 · Position embeddings
     "03.position_params": Exercise(
         "How many parameters has the learned position embedding of ViT-B/16 at 384x384 (class token included)?",
@@ -151,17 +173,26 @@ EXERCISES = {
         ("One vector of D = 768 values per token. How many tokens, the class token included?",),
         "384 / 16 = 24 per side, 576 patches + 1 class token = 577 positions, each a 768-vector: 443,136.",
         mistakes=((24 * 24 * 768, "You left out the class token's row: it has a position vector too."),
-                  (197 * 768, "That is the table at 224x224; at 384x384 the grid is 24 x 24."))),
+                  (197 * 768, "That is the table at 224x224; at 384x384 the grid is 24 x 24.")),
+        why="The learned table holds one D-vector per token, so it grows with the grid: 24 x 24 patches and the class "
+            "token at 384x384."),
     "03.no_position": Choice(
-        "A ViT without position embeddings sees its patches as an unordered set. Which task could it still solve "
-        "perfectly?",
-        {"a": ("Say in which quadrant of the image the object lies.",
-               "That needs the patches' places, which a set does not have: the notebook's shuffle test shows it."),
-         "b": ("Count how many patches contain something red.",
-               "Yes: a count is the same for any order of the patches, so a model of the set can compute it."),
-         "c": ("Tell whether the left half of the image mirrors the right half.",
-               "That needs to pair each patch with the one at its mirrored place: positions again.")},
-        "b", "b: without positions the model is a function of the set of patches; counting ignores order."),
+        "A ViT without position embeddings sees its patches as an unordered set (the shuffled photo gave the same "
+        "logits). Which task could it still solve perfectly, in principle?",
+        {"a": ("Say which quadrant holds the bright square: the square's patch looks unlike the noise around it.",
+               "The square's patch looks the same in every quadrant, so spotting it says that a square is there, not "
+               "where; without positions this notebook's model stayed near chance (27 %)."),
+         "b": ("Tell whether the image is symmetric left to right.",
+               "That needs each patch paired with the one at its mirrored place, and which place is which is exactly "
+               "what a set of patches does not say."),
+         "c": ("None that depends on the image: without positions, attention averages every image's patches into the "
+               "same vector.",
+               "Different images give different sets of patches, and so different outputs; only rearrangements of "
+               "the same patches look alike to the model."),
+         "d": ("Count how many of its patches contain something red.",
+               "A count is the same for every order of the patches, so a function of the set, which this model is, "
+               "can compute it.")},
+        "d", "d: without positions the model is a function of the set of patches; a count ignores order."),
     # 04 · The transformer encoder
     "04.attention": Exercise(
         "Write attention(q, k, v) for one head: q, k, v of shape (N, d), returning (N, d).",
@@ -171,7 +202,9 @@ EXERCISES = {
          "weights @ v."),
         "s = q @ k.T / np.sqrt(d); w = np.exp(s - s.max(-1, keepdims=True)); w /= w.sum(-1, keepdims=True); "
         "return w @ v.",
-        inputs=_attention_inputs),
+        inputs=_attention_inputs,
+        why="Each query scores every key, the softmax turns a row of scores into weights that sum to 1, and the output "
+            "is that weighted mean of the values."),
     "04.block_params": Exercise(
         "How many parameters has one encoder block of ViT-B (D = 768, MLP 3072)?", BLOCK_B,
         ("Two LayerNorms, four D x D projections (Q, K, V and the output), and a two-layer MLP; all with biases.",),
@@ -179,45 +212,69 @@ EXERCISES = {
         "7,087,872 in all.",
         mistakes=((BLOCK_B - 4 * 768 - 3072 - 768, "You left out the biases of the projections and of the MLP."),
                   (BLOCK_B - 4 * 768, "You are 3,072 short: the LayerNorms' scales and biases (2 x 2 x 768), or the "
-                                      "four attention projections' biases (4 x 768)?"))),
+                                      "four attention projections' biases (4 x 768)?")),
+        why="Every weight of a block acts on one token's D values and is shared by all tokens, so the count depends on "
+            "D and the MLP width only, not on the number of tokens or heads."),
     "04.why_scale": Choice(
         "Why are the attention scores divided by sqrt(d) before the softmax?",
-        {"a": ("To give every output vector length 1.", "The outputs are weighted means of values; nothing makes "
-               "their length 1."),
-         "b": ("The spread (standard deviation) of a dot product of two random d-dimensional vectors grows like "
-               "sqrt(d); unscaled, large d makes the softmax nearly one-hot and its gradients vanish.",
-               "Yes: dividing by sqrt(d) keeps the scores' spread about 1 whatever the head size."),
-         "c": ("To make attention symmetric between two tokens.", "Q and K are different projections, so the scores "
-               "are not symmetric, scaled or not.")},
-        "b", "b: the scale keeps the softmax's inputs of order 1 for any head width (Vaswani et al. 2017)."),
+        {"a": ("So that each row of attention weights sums to 1.",
+               "The softmax does that by itself, whatever the scale; the division changes how peaked the weights are, "
+               "not what they sum to."),
+         "b": ("To keep the output vectors from growing longer from layer to layer, as they would without it.",
+               "The division acts on the scores, before the softmax; each output is a weighted mean of the values "
+               "either way, so its size does not depend on the scale."),
+         "c": ("Dot products spread more as d grows; unscaled, wide heads would make the softmax nearly one-hot.",
+               "The dot product of two random d-dimensional vectors has a standard deviation of about sqrt(d); "
+               "dividing keeps the scores' spread about 1 for any head width, so the softmax neither saturates nor loses its "
+               "gradients.")},
+        "c", "c: the scale keeps the softmax's inputs of order 1 for any head width (Vaswani et al. 2017)."),
     # 05 · The Vision Transformer
     "05.tokens_384": Exercise(
         "How many tokens, the class token included, does ViT-B/16 process when fine-tuned at 384x384?", 577,
         ("Count the patches of a 384x384 image with 16x16 patches, then add the class token.",),
         "24 x 24 = 576 patches + 1 class token = 577 tokens (197 at 224x224).",
         mistakes=((576, "Those are the patches; the class token is a token too."),
-                  (197, "That is at 224x224; at 384x384 the grid is 24 x 24."))),
+                  (197, "That is at 224x224; at 384x384 the grid is 24 x 24.")),
+        why="The patch size stays 16, so a larger image gives a larger grid (24 x 24), and the class token comes on "
+            "top."),
     "05.params_s16_384": Exercise(
         f"ViT-S/16 has {S16_AT_224:,} parameters at 224x224 with 1000 classes. How many has it at 384x384?",
         S16_AT_384,
         ("Which weights depend on the number of tokens? Patch embedding, attention and MLP do not.",),
         f"Only the position table grows: (577 - 197) rows x 384 = {S16_AT_384 - S16_AT_224:,} more, "
         f"{S16_AT_384:,} in all.",
-        mistakes=((S16_AT_224, "Something does grow: the position table has one row per token."),)),
+        mistakes=((S16_AT_224, "Something does grow: the position table has one row per token."),),
+        why="Every other weight is shared by all tokens; only the position table has a row per token, so only it grows "
+            "with the image."),
     "05.gap_tokens": Choice(
         'Built with pool="gap", how many tokens does ViT-B/16 carry through its encoder at 224x224?',
-        {"a": ("197", "With mean pooling the model prepends no class token: that happens only for pool=\"token\"."),
-         "b": ("196", "Yes: only the 14 x 14 patch tokens; their mean after the last LayerNorm is the image's vector."),
-         "c": ("1", "The mean is taken after the encoder, not before: all 196 patch tokens go through every block.")},
-        "b", "b: 196 patch tokens and no class token; the mean over them replaces the class token's state (Eq. 4)."),
+        {"a": ("196: the patch tokens alone",
+               "With mean pooling there is no class token to read, so none is prepended; the mean of the 196 patch "
+               "tokens after the final LayerNorm becomes the image's vector."),
+         "b": ("197: the patch tokens and the class token",
+               'The class token is prepended only when the pool reads it, i.e. with pool="token".'),
+         "c": ("1: the mean of the patch tokens",
+               "The mean is taken after the encoder, not before: all 196 patch tokens go through every block.")},
+        "a", "a: 196 patch tokens and no class token; their mean replaces the class token's state (Eq. 4)."),
     # 06 · Training
-    "06.warmup_lr": Exercise(
-        "With a linear warm-up of 10 steps to a peak learning rate of 1e-3, what learning rate does the schedule give "
-        "at step 1, after one step?", 1e-4,
-        ("During warm-up the rate grows in equal steps from 0 to the peak.",),
-        "peak x step / warmup_steps = 1e-3 x 1 / 10 = 1e-4.",
-        mistakes=((1e-3, "That is the peak, reached after the 10th step."),
-                  (0, "That is the rate at step 0, before the first step."))),
+    "06.warmup_lr": Choice(
+        "The recipe raises the learning rate from 0 to its peak (3e-3) over its first 3 of 20 epochs, the warm-up, "
+        "then lets it decay along a cosine. What is the warm-up for?",
+        {"a": ("To finish with small steps, so that the model settles into a minimum instead of bouncing around it.",
+               "That is the cosine decay, at the other end of the run: by the last epoch it has brought the rate down "
+               "to almost zero. The warm-up is about the start."),
+         "b": ("To keep the first updates small, while the weights are random and AdamW's gradient statistics rest "
+               "on only a few steps.",
+               "The first updates are the least reliable, and full-size steps from a random start can throw a ViT "
+               "into a region it trains badly from; small steps first let the statistics settle."),
+         "c": ("To regularise, like label smoothing: fewer large steps leave the model less room to over-fit its "
+               "training images.",
+               "Over-fitting builds up late in training, and the warm-up covers only the first 3 epochs; the recipe's "
+               "regularisers are weight decay and label smoothing. The warm-up is for a stable start."),
+         "d": ("Nothing for the final model: it only makes the loss curve start more smoothly.",
+               "The recipe keeps it because ViTs train badly with a large rate from the first step, and that shows "
+               "in the trained model, not only in the first epochs of the curve.")},
+        "b", "b: the warm-up keeps the first, least reliable updates small; the cosine decay handles the end."),
     "06.smoothing_true_class": Exercise(
         "CIFAR-100 has 100 classes. With label smoothing 0.1, what probability does the smoothed target give the true "
         "class?", _near(0.901, 1e-6),
@@ -226,7 +283,9 @@ EXERCISES = {
         "0.9 + 0.1 / 100 = 0.901 (each of the 99 others gets 0.001). With 10 classes it is 0.91, as in this notebook.",
         mistakes=((_near(0.9, 1e-9), "The true class also gets its share of the spread mass: 0.1 / 100 more."),
                   (_near(0.91, 1e-9), "That is the figure for 10 classes; here the 0.1 is spread over 100."),
-                  (_near(0.001, 1e-9), "That is what each wrong class gets; the true class keeps 0.9 on top of it."))),
+                  (_near(0.001, 1e-9), "That is what each wrong class gets; the true class keeps 0.9 on top of it.")),
+        why="Smoothing mixes the one-hot target with the uniform distribution: 0.9 of the old target plus an even "
+            "share of 0.1 for every class, the true one included."),
     "06.floor_02": Exercise(
         "Above, with label smoothing 0.1 over 10 classes, the training loss cannot fall below 0.50. Where is the "
         "floor with label smoothing 0.2 (to 2 decimals)?", _near(0.8669, 0.006),
@@ -235,18 +294,25 @@ EXERCISES = {
         "-(0.82 ln 0.82 + 9 x 0.02 ln 0.02) = 0.163 + 0.704 = 0.87: more smoothing, a higher floor.",
         mistakes=((_near(-math.log(0.82), 0.006), "That is only the true class's term, -ln 0.82; the target also "
                    "puts 0.02 on each of the 9 other classes, and they add to the entropy."),
-                  (_near(0.50, 0.006), "That is the floor for 0.1; recompute the target for 0.2 first."))),
+                  (_near(0.50, 0.006), "That is the floor for 0.1; recompute the target for 0.2 first.")),
+        why="Cross-entropy against a fixed target is lowest when the prediction equals the target, and that lowest "
+            "value is the target's own entropy; a softer target has more of it."),
     "06.why_test_once": Choice(
         "A learner tries five learning rates, tests each model on the test split and reports the best test "
         "accuracy. What is wrong with that figure?",
-        {"a": ("Nothing: the best model is the one to report.", "The choice itself used the test images, so the "
-               "figure is no longer a fresh measurement of the chosen model."),
-         "b": ("The test split chose the model, so the figure is biased upwards: choose on validation, then test the "
-               "chosen model once.",
-               "Yes: the best of five noisy measurements is higher than the model's true accuracy, on average."),
-         "c": ("Five learning rates are too few.", "More tries make it worse: the best of more noisy values is even "
-               "more optimistic.")},
-        "b", "b: whatever the test split helps choose is no longer tested by it; tune on validation only."),
+        {"a": ("Nothing, as long as no test image was used for training: the test split only measured.",
+               "Picking the best of five by their test scores uses the test split to decide; the winner's score then "
+               "includes the luck that made it win."),
+         "b": ("Five learning rates are too few: with a finer search the best figure could be trusted.",
+               "A finer search makes it worse: the best of more noisy scores is even more optimistic."),
+         "c": ("The test split is too small to rank five models; with ten times as many test images the best score "
+               "would be fine to report.",
+               "More test images shrink the bias but do not remove it: the figure is still chosen by the split that "
+               "measures it. Choose on validation images and test the chosen model once."),
+         "d": ("The test split chose the model, so its score is biased upwards: choose on validation, then test once.",
+               "Every score carries noise (a few images either way here); the best of five is the one whose noise "
+               "happened to favour it, so it overstates the chosen model.")},
+        "d", "d: whatever the test split helps choose is no longer measured fairly by it; tune on validation only."),
     # 07 · What the ViT learns
     "07.uniform_distance": Exercise(
         "A head attends uniformly to all 9 patches of a 3x3 grid of 16-pixel patches. Its mean attention "
@@ -254,44 +320,152 @@ EXERCISES = {
         ("Average the distance over all 81 (query, key) pairs, the 9 pairs of a patch with itself included.",),
         "np.mean(vitlib.inspection.analysis.patch_distances((3, 3), 16)) = 23.25 pixels.",
         mistakes=((_near(26.16, 0.01), "You left out the 9 pairs of a patch with itself (distance 0): uniform "
-                   "attention includes them."),)),
+                   "attention includes them."),),
+        why="Uniform attention weights every (query, key) pair alike, so its mean distance is the plain mean over all "
+            "81 pairs, a patch with itself included: the baseline a head's distance is read against."),
     "07.rollout_self": Exercise(
         "One layer, one head, residual counted as half identity: the class token attends only to patch 5. "
         "What share of the class token's rollout row stays on the class token?", 0.5,
         ("Rollout uses 0.5 * A + 0.5 * I per layer.",),
         "The attention row puts 1 on patch 5, the identity 1 on the class token: halved, 0.5 each.",
         mistakes=((0, "The residual connection keeps half of the class token's own state (the identity part)."),
-                  (1, "That counts only the identity; the attention half goes to patch 5."))),
+                  (1, "That counts only the identity; the attention half goes to patch 5.")),
+        why="Rollout counts the residual path as half of each layer, and that half carries the class token's own "
+            "state past the attention."),
     "07.why_control": Choice(
-        "Why does every figure of this notebook show the untrained model beside the trained one?",
-        {"a": ("The paper shows untrained models too.", "Its Figure 7 does not; the control is ours."),
-         "b": ("A pattern can come from the method, the architecture or chance as well as from training; only what "
-               "goes beyond the untrained control was learned.",
-               "Yes: e.g. attention distances are not zero at initialisation; the change is what training did."),
-         "c": ("The untrained model is the best baseline accuracy.", "Its accuracy is chance; the control is for the "
-               "analysis, not the accuracy.")},
-        "b", "b: a control separates what training learned from what the measurement shows anyway."),
+        "Why does every figure of this notebook show an untrained model beside the trained ones?",
+        {"a": ("Each measurement gives some value even with random weights; only what goes beyond it was learned.",
+               "Random filters' first component already explains about 31 % (not the 25 % of four equal shares), "
+               "random heads already look 6 px far: without the control those numbers would pass for learned."),
+         "b": ("It gives the accuracy before training, to show that training worked.",
+               "Accuracy is judged on the test split against chance (10 %); the untrained model is there for the "
+               "analyses, to show what each measurement gives before any learning."),
+         "c": ("It is the control that settles each finding: whatever the trained models show beyond the untrained "
+               "one was learned from the task.",
+               "It rules out what the architecture and the measurement give anyway, not what training on these "
+               "images gives without a task: that takes the shuffled-label model, one seed of which drifted to 51 % "
+               "of its rollout on the ink.")},
+        "a", "a: a control shows what a measurement gives without learning, so that only the difference is credited to "
+        "training."),
+    "07.shuffled_gap": Choice(
+        "Section 3 printed the locality gaps per seed: shuffled labels +0.018, +0.039, -0.021; untrained -0.007, "
+        "+0.004, -0.005. Did training on the translated digits with shuffled labels give the position table a layout?",
+        {"a": ("Yes, a small one: the shuffled mean (+0.012) is above the untrained mean (-0.002), and the shuffled "
+               "tables did change in training.",
+               "A difference of means says little without the spread: the shuffled seeds alone range over 0.06, four "
+               "times that difference. (Their change is a drift of the whole table, which the gap ignores.)"),
+         "b": ("No: a gap below about 0.05 is noise, whatever the seeds say.",
+               "Right verdict, wrong reason: what is noise depends on the spread over seeds, not on a fixed "
+               "threshold; the 2-D sin-cos table, a perfect layout by construction, has a gap of only +0.14."),
+         "c": ("No: the means differ by less than the shuffled seeds differ among themselves, and one shuffled seed "
+               "is below all three untrained ones.",
+               "An effect has to stand out from the seed-to-seed spread; here the two arms overlap, and the shuffled "
+               "models' mean gap stayed between +0.00 and +0.02 at every epoch printed in section 4."),
+         "d": ("It cannot be told: three seeds per arm are too few to call any difference an effect or not.",
+               "The same three seeds settle the translated arm at once (+0.30 to +0.62 against -0.016 to +0.024 for "
+               "centred): what counts is the size of a difference against the spread.")},
+        "c", "c: judge a difference against the spread over seeds; here it is smaller than the spread within one arm."),
+    "07.rollout_seeds": Choice(
+        "Section 6 printed the share of the class token's rollout on the ink, per seed: trained 58.7, 58.8, 42.8 %; "
+        "shuffled labels 26.8, 51.2, 31.8 %. What do these numbers support?",
+        {"a": ("A clear effect: the trained mean (53.5 %) is 17 points above the shuffled one (36.6 %), far more than "
+               "the untrained seeds vary (31.7 to 33.3 %).",
+               "The spread to judge by is that of the arms compared: the shuffled seeds range over 24 points, and one "
+               "(51.2 %) is above a trained seed (42.8 %). The untrained models vary little because nothing moved "
+               "them."),
+         "b": ("Probably an effect on average, though no single pair of trained and shuffled models shows it.",
+               "Two shuffled seeds lie below every trained seed, yet one (51.2 %) beats a trained one (42.8 %): with "
+               "arms this spread, only the average over seeds separates them."),
+         "c": ("No effect: single seeds of the two arms overlap, so the means cannot be told apart.",
+               "Overlapping single seeds do not make the means equal: the trained seeds are all above two of the "
+               "three shuffled ones. Overlap says the effect is weak at three seeds, not that it is absent."),
+         "d": ("An effect of the images, not of learning: the shuffled models too put more than the even share "
+               "(34.4 %) on the ink.",
+               "The shuffled-label arm is the model trained without a task, and it averages 36.6 %, close to the even "
+               "34.4 %; the trained arm's 53.5 % goes well beyond what the images alone gave it.")},
+        "b", "b: the trained arm is ahead on average, but the shuffled arm's spread means a single model cannot show "
+        "it."),
     # 08 · The paper's experiments
     "08.new_positions": Exercise(
         "ViT-B/16 trained at 224x224 is fine-tuned at 480x480. How many rows has its position embedding table "
         "then, the class token's included?", 30 * 30 + 1,
         ("The patch size stays 16, so the grid grows. Count the patches of a 480x480 image and add the class token.",),
         "480 / 16 = 30 per side: 900 patches + 1 class token row, which is kept as it is: 901.",
-        mistakes=((900, "The class token's row stays in the table."), (197, "That is the table at 224x224."))),
-    "08.repeats": Exercise(
-        "A run takes 100 steps of 64 images from 129 training images. How many times does it see each image, on "
-        "average (to 1 decimal)?", _near(100 * 64 / 129, 0.051),
-        ("How many images does the run take in all? Divide by the number of distinct images.",),
-        "100 x 64 = 6,400 images taken from 129: each seen 49.6 times on average.",
-        mistakes=((_near(100 / 129, 0.01), "That is steps per image; each step takes 64 images."),)),
+        mistakes=((900, "The class token's row stays in the table."), (197, "That is the table at 224x224.")),
+        why="The table needs one row per patch of the new 30 x 30 grid; the class token's row has no place in the "
+            "grid and is carried over as it is."),
+    "08.repeats": Choice(
+        "Under the budget rule every run takes 100 steps of 64 images, whatever the share of the data: on 10 % of "
+        "the digits (129 images) each image is seen about 50 times, on all 1,295 about 5 times. Why fix the steps "
+        "rather than the epochs?",
+        {"a": ("So that every run sees each of its images equally often, and none memorises its images more than "
+               "another.",
+               "It is the other way round: a 10 % run sees each image about 50 times, a full run about 5. What is "
+               "equal is the number of images processed, 6,400."),
+         "b": ("It is a shortcut: equal epochs would be fairer, with each image seen equally often and the full-data "
+               "runs simply taking longer.",
+               "With equal epochs the full-data runs would also get ten times the compute, and a better score could "
+               "come from more images or from longer training: the two would be confounded."),
+         "c": ("So that each model trains for as long at every share, and a difference between shares comes from "
+               "the number of distinct images.",
+               "Holding the steps fixed changes only how many different images there are; with equal epochs the "
+               "compute would grow with the data and be mixed into the curve."),
+         "d": ("So that the small-data runs train less, as a model with little data would in practice.",
+               "Every run takes the same 100 steps, so the small-data runs train just as long; they repeat their few "
+               "images more often.")},
+        "c", "c: a fixed budget of steps keeps compute equal, so the data curve measures data alone."),
     "08.why_2d": Choice(
         "Why is the position table interpolated in 2-D for a new resolution, not along the token order in 1-D?",
-        {"a": ("1-D interpolation is slower.", "Both are cheap; speed is not the point."),
-         "b": ("In the flattened table, neighbours are neighbours in the image only within a row; 2-D interpolation "
-               "keeps each position's neighbours above and below too.",
-               "Yes: the table is a grid of vectors, and resizing it as a grid keeps its layout."),
-         "c": ("1-D interpolation would change the class token's vector.", "Both keep the class token's row apart.")},
-        "b", "b: the positions form a 2-D grid; only a 2-D resize keeps vertical neighbours together."),
+        {"a": ("Only along a row are neighbours in the table neighbours in the image; a 2-D resize keeps those above "
+               "and below too.",
+               "The table stands for a grid of places; only resizing it as a grid puts each new position between its "
+               "old neighbours in both directions."),
+         "b": ("A 1-D resize would do as well: raster order is how the tokens are numbered, so the sequence already "
+               "holds the layout.",
+               "Raster numbers are not distances: stretching the 2x2 grid's table p0..p3 to nine entries would give "
+               "the 3x3 grid's middle-left cell a blend of the old top-right (p1) and bottom-left (p2)."),
+         "c": ("Because the table learned a 2-D layout in training; a table without one could be resized in 1-D just "
+               "as well.",
+               "Even a table that marks each place with an arbitrary code should hand that code to the new positions "
+               "at the same place in the image; a 1-D resize mixes codes of places far apart, whatever was learned.")},
+        "a", "a: the positions form a 2-D grid; only a 2-D resize keeps vertical neighbours together."),
+    "08.scratch_control": Choice(
+        "Section 1's control is the same ViT trained from scratch at 12x12 for the same 30 steps: 72.3 % (70.2 to "
+        "75.2 %), against about 80 to 81 % (76.9 to 83.3 %) for the moved and fine-tuned models. What does this "
+        "control rule out?",
+        {"a": ("That interpolating the position table adds nothing: the interpolated models beat the one from "
+               "scratch.",
+               "The reinit models also start from a fresh table and reach 80.1 %, level with the interpolated ones: "
+               "what beats the run from scratch is the rest of the trained weights, not the table."),
+         "b": ("That 12x12 images are worth less than 8x8 ones: the model from scratch shows what the new size gives.",
+               "The control compares two ways of reaching 12x12 on the same budget; it says nothing about 12x12 "
+               "against 8x8 (95.4 % there, after 100 steps)."),
+         "c": ("That the drop right after the move came from the positions: with positions learned at 12x12 the "
+               "model from scratch does far better.",
+               "The model from scratch was trained for 30 steps, the moved ones were measured before any; and the "
+               "notebook suspects the patches (a 4x4 patch now covers 2.7x2.7 original pixels) for most of the drop."),
+         "d": ("That the fine-tuned models' 80 % is what 30 steps at 12x12 give this ViT from any start.",
+               "Same model, data and steps; only the starting weights differ, and every fine-tuned run is above every "
+               "run from scratch: the lead is what training at 8x8 carried over.")},
+        "d", "d: the same steps from random weights stay below every fine-tuned run, so the 8x8 training carried over."),
+    "08.knn_control": Choice(
+        "Section 2's 1-nearest-neighbour classifier on raw pixels scores 92.0, 95.8 and 98.3 % at 10, 30 and 100 % "
+        "of the data, above every trained model from 30 % on. What does this control tell you about the curves?",
+        {"a": ("That at this scale ViTs and CNNs are worse image classifiers than nearest neighbour, against the "
+               "paper.",
+               "It beats budget-limited models (100 steps) on small, clean digits; notebook 06's recipe, trained "
+               "longer, reaches 98 %. The control calibrates this experiment; it does not rank the methods."),
+         "b": ("That the task is easy and the budget holds the models back: the curves show how fast they learn.",
+               "Matching raw pixels already scores 98 %, so the trained models' 94 to 96 % at full data show a 100-step "
+               "budget, not the limit of what they can learn."),
+         "c": ("That the trained models over-fit: nearest neighbour does nothing but memorise and still wins, so "
+               "the networks memorise the wrong things.",
+               "Memorising works on these clean digits, as the control shows; the networks fall short because 100 "
+               "steps are few, not because they memorise: trained for 20 epochs in notebook 06 a ViT reaches about 98 %."),
+         "d": ("Nothing about the trained models: it involves no training, so its numbers are not comparable.",
+               "It uses the same training subsets and the same 359 test images; that is what makes it a fair "
+               "reference for what pixel similarity alone achieves.")},
+        "b", "b: a simple baseline above every trained model says the models are held back by the budget, not the data."),
     # 09 · Feeding, and PyTorch
     "09.patch_linear_weight": Exercise(
         "The Keras ViT of this notebook embeds patches with a Conv2D kernel of shape (4, 4, 1, 64). Written as the "
@@ -305,7 +479,9 @@ EXERCISES = {
                    "(out, in)."),
                   (_shape_is((64, 1, 4, 4), (64, 4, 4, 1)), "That is a convolution's weight; an "
                    "nn.Linear's is 2-D: (out_features, in_features)."),
-                  (_shape_is((64, 48)), "The images are grey: one channel, so a 4x4 patch has 16 values."))),
+                  (_shape_is((64, 48)), "The images are grey: one channel, so a 4x4 patch has 16 values.")),
+        why="nn.Linear computes x W^T and so stores W as (out_features, in_features): 64 outputs from the 16 values "
+            "of a flattened 4x4 grey patch."),
     "09.conv_kernel": Exercise(
         "Write torch_conv_to_keras(weight): an nn.Conv2d weight (D, C, P, P) -> the Keras Conv2D kernel (P, P, C, D) "
         "of the same convolution.",
@@ -313,34 +489,51 @@ EXERCISES = {
         ("Only the channel axes move; the patch's rows and columns keep their order.",
          "np.transpose(weight, axes) puts axis axes[i] at place i: the rows (axis 2) first, then the columns (3)."),
         "np.transpose(weight, (2, 3, 1, 0)): rows, columns, input channels C, output channels D.",
-        inputs=_conv_kernel_inputs),
+        inputs=_conv_kernel_inputs,
+        why="PyTorch puts a convolution's channels first (out, in) and Keras last (in, out); the filter's rows and "
+            "columns mean the same in both, so only the channel axes move."),
     "09.shuffle_after_batch": Exercise(
         "A pipeline is ds.batch(64).shuffle(100). Does a batch hold a different set of images from one epoch to the "
         "next? Answer 'yes' or 'no'.", "no",
         ("shuffle() shuffles the elements it receives; after batch(), what is one element?",),
         "No: after batch() each element is a whole batch, so shuffle() only changes the order of the batches.",
-        mistakes=(("yes", "shuffle() after batch() moves whole batches around; their contents stay together."),)),
+        mistakes=(("yes", "shuffle() after batch() moves whole batches around; their contents stay together."),),
+        why="Each step of a tf.data pipeline works on the elements it receives, and after batch() an element is a "
+            "whole batch: shuffle() can reorder batches but never mix their images."),
     "09.prefetch_step": Exercise(
         "Loading a batch takes 50 ms, a training step on it 20 ms, one CPU core each. With prefetch, about how many "
         "ms does a step take once training runs?", _near(50, 3),
         ("With prefetch the next batch is loaded while the model trains on this one.",),
         "About 50 ms: loading and training overlap, so the slower of the two (loading) sets the pace.",
         mistakes=((_near(70, 3), "That is without prefetch, loading and training one after the other."),
-                  (_near(20, 3), "The step waits for its batch: the model cannot run faster than batches arrive."))),
+                  (_near(20, 3), "The step waits for its batch: the model cannot run faster than batches arrive.")),
+        why="Prefetch overlaps loading the next batch with training on this one, so a step takes as long as the slower "
+            "of the two, not their sum."),
     "09.why_backend": Choice(
         "When would you run a vitlib model with KERAS_BACKEND=torch rather than TensorFlow?",
-        {"a": ("To get better accuracy.", "The same weights give the same logits on every backend (to 1e-5 here)."),
-         "b": ("To use the model inside a PyTorch program or with PyTorch tools, with the same weights and outputs.",
-               "Yes: the backend changes where the model runs, not what it computes."),
-         "c": ("Because TensorFlow cannot load .keras files.", "It can; the file loads on all three backends.")},
-        "b", "b: pick the backend for its surroundings (tools, deployment, speed on your hardware)."),
+        {"a": ("When you want more accurate predictions: PyTorch computes them in its own, more precise way.",
+               "The same .keras file gives the same logits on every backend: within 1e-5 here, and the same classes."),
+         "b": ("Whenever it suits, even mid-notebook: set os.environ[\"KERAS_BACKEND\"] = \"torch\" and the model "
+               "moves over.",
+               "Keras reads KERAS_BACKEND once, when it is first imported; that is why the notebook starts a new "
+               "Python process for each other backend."),
+         "c": ("When the model must sit inside a PyTorch program or be used with PyTorch tools, with the same weights.",
+               "The backend changes where the model runs, not what it computes: the same weights give the same "
+               "outputs, so the choice is about the surroundings."),
+         "d": ("Only after porting the model to torch.nn as in section 2; a Keras model cannot run on PyTorch "
+               "otherwise.",
+               "The port is for projects with no Keras at all; Keras 3 loads the same .keras file on the torch "
+               "backend directly, as section 3 does.")},
+        "c", "c: pick the backend for its surroundings (tools, deployment, speed on your hardware)."),
     # 10 · After the paper
     "10.tokens_at_3": Exercise(
         "The notebook's ViT sees 24x24 digits. Run at 3x3 patches, how many tokens enter its first block, the class "
         "token included?", 8 * 8 + 1,
         ("How many 3x3 patches tile a 24x24 image? Then add the class token.",),
         "24 / 3 = 8 per side: 64 patches + 1 class token = 65 tokens (against 17 at its own 6x6 patches).",
-        mistakes=((64, "The class token is a token too."), (17, "That is at the trained 6x6 patches."))),
+        mistakes=((64, "The class token is a token too."), (17, "That is at the trained 6x6 patches.")),
+        why="Smaller patches tile the same image with more of them, 8 x 8 at 3 pixels, and the class token comes on "
+            "top: the token count, and the cost, grow as the patch shrinks."),
     "10.naive_scale": Exercise(
         "A 4x4 patch-embedding kernel is resized like an image (naive bilinear) to 8x8 and applied to the same flat "
         "patch resized to 8x8. By what factor does the token grow?", 4,
@@ -348,39 +541,59 @@ EXERCISES = {
         "The flat kernel and patch stay flat, and the dot product sums 64 products instead of 16: (8/4)² = 4 times "
         "larger. PI-resize keeps the factor at 1.",
         mistakes=((2, "That is the side ratio; the token sums over the patch's area."),
-                  (1, "That is PI-resize; the naive kernel keeps its values, so the sum grows."))),
+                  (1, "That is PI-resize; the naive kernel keeps its values, so the sum grows.")),
+        why="A naive resize keeps the kernel's values but spreads them over more pixels, so the dot product sums over "
+            "the patch's area: (8/4)² times as many products of the same size."),
     "10.tokens_after_merging": Exercise(
         "A ViT with 65 tokens (64 patches and the class token) and 4 blocks merges r = 8 tokens in every block. How "
         "many tokens leave the last block?", 65 - 4 * 8,
         ("Every block, the last one included, removes r tokens.",),
         "65 - 4 x 8 = 33 tokens: 32 patch tokens holding 64 patches between them, and the class token.",
         mistakes=((57, "That is after one block; every block merges r."), (41, "The last block merges too."),
-                  (32, "The class token is never merged: count it."))),
+                  (32, "The class token is never merged: count it.")),
+        why="Each block, the last included, merges r tokens into their partners, so the count falls by r per block; "
+            "the class token is kept apart and never merged."),
     "10.encoder_sees": Exercise(
         "The masked autoencoder hides 75 % of the 16 patches of a 24x24 digit (6x6 patches). How many tokens does the "
         "encoder process, the class token included?", 5,
         ("The encoder sees only the visible patches. How many are left, and what does the ViT add to them?",),
         "16 x 25 % = 4 visible patches + 1 class token = 5 tokens: the encoder's cost is a fraction of the full 17.",
         mistakes=((4, "The class token goes through the encoder too."),
-                  (13, "The hidden patches never enter the encoder: only the decoder sees mask tokens."))),
+                  (13, "The hidden patches never enter the encoder: only the decoder sees mask tokens.")),
+        why="The encoder runs on the visible quarter of the patches and the class token only; the hidden patches "
+            "reach just the decoder, as mask tokens, which is what makes MAE's encoder cheap."),
     "10.why_pi": Choice(
         "Why does a naive (bilinear) resize of the patch-embedding kernel hurt more than PI-resize?",
-        {"a": ("Bilinear interpolation blurs the kernel's fine detail.",
-               "Some blur, but PI-resize smooths too; the main effect is the size of the tokens."),
-         "b": ("The resized kernel sums over more pixels, so every token's size changes with the patch area; the "
-               "layers after it were trained on tokens of the old size. PI-resize keeps each token what it was.",
-               "Yes: with P* > P, <Bx, Bw> is about (P*/P)² <x, w>, while <Bx, w*> = <x, w> exactly."),
-         "c": ("The position embeddings are resized differently for the two.",
-               "Both use the same bilinear resize of the position table; only the kernel differs.")},
-        "b", "b: naive resizing rescales every token by about the patch area ratio; PI-resize keeps the tokens."),
+        {"a": ("The naive kernel's sum runs over more or fewer pixels, so every token scales with the patch area.",
+               "With P* > P, <Bx, Bw> is about (P*/P)² <x, w> (tokens 1.71 times as long for 6 -> 8 here), and nothing "
+               "after the embedding was trained on tokens that size; PI-resize keeps <Bx, w*> = <x, w> exactly."),
+         "b": ("Bilinear interpolation blurs the kernel, and the fine detail it loses is what the trained model relied "
+               "on to tell digits apart.",
+               "Some blur, but the main effect is the size of the tokens: for 6 -> 8 the naive tokens come out 1.71 "
+               "times as long, and no layer after the embedding was trained on tokens that size."),
+         "c": ("The two methods also resize the position table differently, and the naive rule scrambles it.",
+               "Both use the same 2-D resize of the position table; only the kernel differs."),
+         "d": ("PI-resize fits the new kernel to the training data, while the naive resize learns nothing from the "
+               "images.",
+               "Neither is trained: PI-resize is a formula, the pseudo-inverse of the resize matrix applied to the "
+               "trained kernel, with no data involved.")},
+        "a", "a: naive resizing rescales every token by about the patch area ratio; PI-resize keeps the tokens."),
     "10.why_mask_most": Choice(
         "BERT masks 15 % of its words, the masked autoencoder 75 % of the patches. Why so many?",
-        {"a": ("Neighbouring patches are so alike that with few hidden, interpolating the neighbours fills them in; "
-               "hiding most forces the model to learn what digits look like.",
-               "Yes: images are redundant, words are not; a hard task teaches more (Sec. 1 of He et al.)."),
-         "b": ("To make the decoder's job easier.", "Hiding more makes the reconstruction harder, not easier."),
-         "c": ("Because 75 % is needed for the loss to be defined.",
-               "The loss is defined for any share hidden; 75 % was the best in the paper's Fig. 5.")},
-        "a", "a: with most patches hidden, copying neighbours no longer works, and the encoder is cheap (a quarter "
+        {"a": ("Each patch carries more information than a word, so more must be hidden before the task gets hard.",
+               "The other way round: a word is dense with meaning, while a patch is largely predictable from its "
+               "neighbours (images are redundant), so a few hidden patches make too easy a task."),
+         "b": ("With few patches hidden, the neighbours fill them in; hiding most forces the model to learn what "
+               "digits look like.",
+               "Images are redundant: a low masking ratio is solved by interpolating neighbours, which teaches little "
+               "(Sec. 1 of He et al.; 75 % was best in their Fig. 5)."),
+         "c": ("For speed alone: the encoder sees only the visible quarter of the patches, and the ratio was pushed as "
+               "high as accuracy allowed.",
+               "The speed is a welcome side effect; in the paper's Fig. 5 accuracy itself is best near 75 %, because "
+               "a harder task teaches more."),
+         "d": ("With 15 % hidden, the loss would rest on too few patches and be too noisy to train on.",
+               "BERT trains well on 15 % of its words; the trouble with few hidden patches is that they are too easy, "
+               "not too few.")},
+        "b", "b: with most patches hidden, copying neighbours no longer works, and the encoder is cheap (a quarter "
         "of the tokens)."),
 }

@@ -1,10 +1,10 @@
 """The notebooks' exercise checker: ``check("01.tokens", 576)`` says whether an answer is right.
 
-How it teaches: an unanswered exercise says only what to do; a wrong answer gets feedback on the mistake when it is
-a common one (``1728`` tokens for a 384x384 image -> "you counted each colour channel separately"), else a hint, a
-more detailed one with each further try; a function that raises shows its exception and the learner's own line; a
-stub that returns nothing yet is "not written", not wrong; ``solution("01.tokens")`` shows the worked answer once
-something has been tried.
+How it teaches: an unanswered exercise says only what to do; a right answer says in one line why it is right; a
+wrong answer gets feedback on the mistake when it is a common one (``1728`` tokens for a 384x384 image -> "you counted
+each colour channel separately"), else a hint, a more detailed one with each further try; a function that raises
+shows its exception and the learner's own line; a stub that returns nothing yet is "not written", not wrong;
+``solution("01.tokens")`` shows the worked answer once something has been tried.
 In a terminal the feedback is printed as plain text; in a notebook it is shown styled (:class:`Feedback`): the verdict
 as a symbol and a word as well as a colour, lines wrapped between words. The questions themselves are in
 :mod:`vitlib.exercises.bank`, what they are and how they judge in :mod:`vitlib.exercises.questions`.
@@ -112,7 +112,7 @@ def check(exercise_id, answer):
         return False
     _TRIED.add(exercise_id)
     if verdict == "right":
-        _say(Feedback(exercise_id, "right", "Correct!", detail or ""))
+        _say(Feedback(exercise_id, "right", "Correct!", exercise.why))
         return True
     _WRONG_TRIES[exercise_id] += 1
     if verdict == "raised":

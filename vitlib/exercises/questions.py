@@ -1,6 +1,7 @@
 """What an exercise is and how it judges an answer: :class:`Exercise` (one right answer: a value, a string, a predicate
-or a reference function) and :class:`Choice` (multiple choice, with feedback on every option). The questions are in
-:mod:`vitlib.exercises.bank`, the feedback a learner sees in :mod:`vitlib.exercises.checker`.
+or a reference function) and :class:`Choice` (multiple choice, with feedback on every option). Each has a ``why``: the
+one-line reason a right answer is right, shown with the verdict. The questions are in :mod:`vitlib.exercises.bank`,
+the feedback a learner sees in :mod:`vitlib.exercises.checker`.
 """
 import dataclasses
 import os
@@ -13,7 +14,8 @@ from keras import ops
 @dataclasses.dataclass(frozen=True)
 class Exercise:
     """A question with one right answer: a number, a string, a predicate ``answer -> bool``, or (with ``inputs``)
-    a reference function the learner's function must match on ``inputs()``, a list of argument tuples."""
+    a reference function the learner's function must match on ``inputs()``, a list of argument tuples. ``why`` (keyword
+    only) is the one-line reason shown with a right answer."""
 
     question: str
     expected: object
@@ -21,6 +23,12 @@ class Exercise:
     solution: str
     mistakes: tuple = ()  # ((wrong answer, predicate or, for a code exercise, wrong function; what it was), ...)
     inputs: object = None
+    why: str = dataclasses.field(kw_only=True)
+
+    def __post_init__(self):
+        if not isinstance(self.why, str) or not self.why.strip():
+            raise ValueError(f"Exercise {self.question[:40]!r}...: why={self.why!r}; expected the one-line reason a "
+                             "right answer is right, shown with the verdict (why=\"...\").")
 
     def how_to_answer(self):
         if self.inputs is not None:
@@ -53,12 +61,26 @@ class Exercise:
 
 @dataclasses.dataclass(frozen=True)
 class Choice:
-    """A multiple-choice question: ``options`` maps a letter to (text, feedback on choosing it)."""
+    """A multiple-choice question: ``options`` maps a letter to (text, feedback on choosing it). The right option's
+    feedback is the reason it is right (``why``); every wrong option's names the misconception behind it."""
 
     question: str
     options: dict
     right: str
     solution: str = ""
+
+    def __post_init__(self):
+        if self.right not in self.options:
+            raise ValueError(f"Choice {self.question[:40]!r}...: right={self.right!r} is not among the options "
+                             f"{', '.join(map(repr, self.options))}; give the letter of the right option.")
+        empty = [letter for letter, (text, feedback) in self.options.items() if not text.strip() or not feedback.strip()]
+        if empty:
+            raise ValueError(f"Choice {self.question[:40]!r}...: option(s) {', '.join(map(repr, empty))} lack a text or "
+                             "feedback; every option needs both (the right one's feedback is its reason).")
+
+    @property
+    def why(self):
+        return self.options[self.right][1]
 
     @property
     def hints(self):
