@@ -51,7 +51,7 @@ def test_a_run_like_the_last_but_for_its_seed_reuses_its_compiled_model_with_the
         if fresh:
             compiled.forget()
         metrics = loop.train(cfg(seed), tmp_path / name, verbose=0)
-        return metrics["test_accuracy"], (tmp_path / name / "history.csv").read_text(), len(compiled)
+        return metrics["test_accuracy"], (tmp_path / name / "history.csv").read_text(), len(compiles)
 
     first = run(1, "first", fresh=True)
     second = run(0, "second")

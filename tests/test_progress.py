@@ -48,7 +48,7 @@ def test_a_line_in_a_notebook_updates_one_display(monkeypatch):
         shown.append(data["text/plain"])
         return Handle()
 
-    monkeypatch.setattr(progress, "_in_notebook", lambda: True)
+    monkeypatch.setattr(progress, "in_notebook", lambda: True)
     monkeypatch.setattr("IPython.display.display", display)
     with progress.Line("fit") as line:
         for i in range(5):

@@ -373,7 +373,7 @@ EXERCISES = {
                "The spread to judge by is that of the arms compared: the shuffled seeds range over 24 points, and one "
                "(51.2 %) is above a trained seed (42.8 %). The untrained models vary little because nothing moved "
                "them."),
-         "b": ("Probably an effect on average, though no single pair of trained and shuffled models shows it.",
+         "b": ("Probably an effect on average, though one trained model against one shuffled model need not show it.",
                "Two shuffled seeds lie below every trained seed, yet one (51.2 %) beats a trained one (42.8 %): with "
                "arms this spread, only the average over seeds separates them."),
          "c": ("No effect: single seeds of the two arms overlap, so the means cannot be told apart.",
