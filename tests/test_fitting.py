@@ -1,7 +1,10 @@
 """vitlib.training.fitting: the recipe's optimiser and loss, the best model kept, a compiled model saved and loaded."""
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 import vitlib
 from vitlib.training import fitting, recipes
@@ -38,3 +41,22 @@ def test_a_model_saved_with_the_recipes_optimiser_loads_after_a_plain_import_vit
     out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "compiled.keras")], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split() == ["AdamW", "WarmupCosine", "False"]  # Keras' AdamW: the speed layer is off here
+
+
+@pytest.mark.speed
+@pytest.mark.tensorflow_only
+@pytest.mark.parametrize("recipe_speed, environment, fast", [(True, "on", True), (False, "on", False),
+                                                            (True, "off", False)])
+def test_compile_for_training_follows_the_recipes_speed_setting(recipe_speed, environment, fast, monkeypatch):
+    """A notebook that compiles its own model with a recipe's config gets the recipe's optimiser, the speed layer's
+    AdamW where the recipe turns it on, Keras' own where it does not or VITLIB_SPEED=off; nothing stays switched on."""
+    import keras
+
+    from vitlib import speed
+    from vitlib.speed import adamw
+
+    monkeypatch.setenv("VITLIB_SPEED", environment)
+    config = dataclasses.replace(recipes.recipe("digits", epochs=2, warmup_epochs=1), speed=recipe_speed)
+    model = fitting.compile_for_training(_tiny_vit(), config, steps_per_epoch=3)
+    assert isinstance(model.optimizer, adamw.AdamW) is (fast and speed.compatible())
+    assert isinstance(model.optimizer, keras.optimizers.AdamW) and not speed.enabled()

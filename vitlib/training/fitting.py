@@ -24,17 +24,18 @@ def compile_for_training(model, config, steps_per_epoch, loss=None, metrics=None
     (or ``loss``, such as a :class:`~vitlib.training.distill.DistillationLoss`), accuracy (or ``metrics``).
     ``steps_per_execution``: steps run per call of the traced step (Keras' option; the same numbers, less overhead per
     step for small models). ``weighted=True``: the metrics use the data's sample weights (``weighted_metrics``), as
-    padded evaluation batches need."""
+    padded evaluation batches need. The optimiser follows the config's ``speed`` setting (:mod:`vitlib.speed`)."""
     schedule = WarmupCosine(config.learning_rate, config.epochs * steps_per_epoch, config.warmup_epochs * steps_per_epoch)
     optimizer = keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay, global_clipnorm=config.clip_norm)
-    model.compile(
-        optimizer=speed.optimizer(optimizer),
-        loss=loss or keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=config.label_smoothing),
-        **metrics_argument(metrics or [keras.metrics.CategoricalAccuracy(name="accuracy")], weighted),
-        jit_compile=resolve_jit(config.jit_compile),
-        steps_per_execution=steps_per_execution,
-    )
-    speed.build_optimizer(model)
+    with speed.switched(config.speed):  # the recipe's setting: with it on, the same AdamW traced faster
+        model.compile(
+            optimizer=speed.optimizer(optimizer),
+            loss=loss or keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=config.label_smoothing),
+            **metrics_argument(metrics or [keras.metrics.CategoricalAccuracy(name="accuracy")], weighted),
+            jit_compile=resolve_jit(config.jit_compile),
+            steps_per_execution=steps_per_execution,
+        )
+        speed.build_optimizer(model)
     return model
 
 
