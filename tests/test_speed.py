@@ -90,3 +90,16 @@ def test_a_run_gives_the_same_numbers_with_the_speed_layer_on_and_off(tmp_path, 
     np.testing.assert_allclose(on["history"]["loss"], off["history"]["loss"], rtol=1e-4)
     assert abs(on["test_accuracy"] - off["test_accuracy"]) <= 2 / 359  # float rounding may move an image or two
     assert on["train_seconds"] > 0 and off["train_seconds"] > 0
+
+
+def test_a_switch_inside_one_that_asked_the_same_keeps_its_answer_and_warns_no_more(monkeypatch):
+    monkeypatch.setenv("VITLIB_SPEED", "on")
+    with speed.switched() as outer, speed.switched() as inner:
+        assert inner is outer is speed.compatible() and speed.enabled() is outer
+    assert not speed.enabled()
+    monkeypatch.setattr(keras, "version", lambda: "3.99.0")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with speed.switched() as outer, speed.switched() as inner, speed.switched(False) as off:
+            assert not outer and not inner and not off
+    assert [w.category for w in caught].count(speed.SpeedLayerOff) == 1

@@ -31,6 +31,7 @@ _PRIVATE = {  # the Keras internals it uses, checked before it switches on
     "keras.src.utils.rng_utils": ("GLOBAL_RANDOM_SEED",),
 }
 _ON = [False]
+_ASKED = []  # what each switch entered and not yet left asked for, outermost first
 
 
 class SpeedLayerOff(UserWarning):
@@ -61,10 +62,16 @@ def switched(on=True):
     """Run the block with the speed layer on (``on=True``, where allowed) or off, then restore the previous state.
     It stays off under ``VITLIB_SPEED=off``, and, with one warning, on a Keras it was not checked against."""
     previous = _ON[0]
-    _ON[0] = bool(on) and os.environ.get("VITLIB_SPEED", "on").lower() not in ("off", "0", "false") and _allowed()
+    asked = bool(on) and os.environ.get("VITLIB_SPEED", "on").lower() not in ("off", "0", "false")
+    if asked and _ASKED and _ASKED[-1]:  # inside a switch that asked the same (a run, then its compile): its answer
+        _ON[0] = previous                # stands, and a refusal is warned about once
+    else:
+        _ON[0] = asked and _allowed()
+    _ASKED.append(asked)
     try:
         yield _ON[0]
     finally:
+        _ASKED.pop()
         _ON[0] = previous
 
 
