@@ -176,9 +176,12 @@ def assert_pictures_at_their_own_size(page):
 
 def test_patch_explorer_slider_rerenders_in_jupyterlab(jupyterlab):
     with notebook_page(jupyterlab, NOTEBOOK, "patch_explorer.png") as page:
-        stats = page.locator(".widget-html-content", has_text="tokens of")
+        stats = page.locator(".widget-html-content", has_text="tokens of").first  # the photo's explorer
         stats.wait_for(timeout=240_000)
         assert "N = 196" in stats.text_content()
+        digit = page.locator(".widget-html-content", has_text="28x28")  # the handwritten digit's explorer
+        digit.wait_for(timeout=60_000)
+        assert "N = 16" in digit.text_content() and "49 values" in digit.text_content()
         picture = page.locator("img.widget-image").first
         picture.wait_for(timeout=60_000)
         before = picture.get_attribute("src")
