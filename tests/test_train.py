@@ -77,6 +77,30 @@ def test_cli_trains_translated_digits_with_their_recipe_and_canvas(monkeypatch, 
     assert configs[-1].shuffle_labels and not configs[-1].track_layout and not configs[-2].shuffle_labels
 
 
+def test_cli_trains_mnist_5k_with_its_own_recipe(monkeypatch):
+    from vitlib import train as cli
+
+    configs = []
+    keys = ("test_accuracy", "tested_model", "best_val_accuracy", "train_images", "train_seconds", "parameters",
+            "teacher_test_accuracy", "teacher_seconds")
+    monkeypatch.setattr(loop, "train", lambda config, out, verbose: configs.append(config) or dict.fromkeys(keys, 0))
+    assert cli.main(["--dataset", "mnist_5k"]) == 0  # the data set's name picks its recipe
+    config = configs[-1]
+    assert config.dataset == "mnist_5k" and config.augment == "basic" and config.train_on_validation
+    assert config.model["patch_size"] == 7 and config.model["stem"] == "shifted" and config.speed
+    assert cli.main(["--recipe", "mnist_5k", "--epochs", "5", "--seed", "4"]) == 0
+    assert (configs[-1].dataset, configs[-1].epochs, configs[-1].seed) == ("mnist_5k", 5, 4)
+
+
+def test_the_mnist_5k_recipe_trains_a_28x28_vit_that_learns(tmp_path):
+    from vitlib.training import recipes
+
+    config = recipes.recipe("mnist_5k", epochs=2, warmup_epochs=1)
+    metrics = loop.train(config, tmp_path / "mnist", verbose=0)
+    assert metrics["train_images"] == 4000  # train + validation, as a fixed recipe's final run
+    assert metrics["test_accuracy"] > 0.5  # two epochs; chance is 0.1
+
+
 def test_cli_refuses_an_output_path_it_cannot_use_in_one_line(tmp_path, capsys):
     from vitlib import train as cli
 

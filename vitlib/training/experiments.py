@@ -24,7 +24,7 @@ import numpy as np
 
 from vitlib import _checks, speed
 from vitlib.data.pipeline import make_pipeline
-from vitlib.training.fitting import accuracy, compile_for_training
+from vitlib.training.fitting import accuracy, compile_for_training, with_augmentation
 from vitlib.training.recipes import recipe
 
 
@@ -171,3 +171,46 @@ def summarise(rows, value="test_accuracy", by=("model", "fraction")):
         out.append({**dict(zip(by, key)), "mean": float(v.mean()), "std": float(v.std(ddof=1)) if len(v) > 1 else 0.0,
                     "min": float(v.min()), "max": float(v.max()), "n": len(v)})
     return out
+
+
+class EpochScores(keras.callbacks.Callback):
+    """After every epoch: the accuracy of ``model`` (the bare classifier) on validation and test images, in
+    ``self.val`` and ``self.test``. The test curve is only read at an epoch chosen by the validation curve."""
+
+    def __init__(self, model, data):
+        super().__init__()
+        self.classifier, self.data, self.val, self.test = model, data, [], []
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.val.append(accuracy(self.classifier, self.data.x_val, self.data.y_val))
+        self.test.append(accuracy(self.classifier, self.data.x_test, self.data.y_test))
+
+
+def epoch_run(build, data, seed=0, epochs=20, recipe_name="mnist_5k", **recipe_overrides):
+    """One run of ``epochs`` passes over ``data``'s training images (however many there are), with a recipe's
+    optimiser, schedule, loss and augmentation (``recipe_overrides`` change them, e.g. ``learning_rate=1e-3``).
+    ``build(seed)`` returns an uncompiled Keras classifier (logits), its initial weights drawn after seeding.
+
+    Returns ``(row, model)``; the row holds the validation and test accuracy after every epoch and two readings of
+    them: ``last_test``, the test accuracy after the last epoch (equal epochs: every image seen ``epochs`` times), and
+    ``early_test``, the test accuracy at the epoch of best validation accuracy (early stopping on validation; ties go
+    to the later epoch). The test curve is never used to choose anything."""
+    recipe_overrides.setdefault("warmup_epochs", min(3, epochs - 1))
+    config = recipe(recipe_name, epochs=epochs, keep="last", train_on_validation=False, **recipe_overrides)
+    with speed.switched(config.speed):
+        keras.utils.set_random_seed(seed)
+        model = build(seed)
+        training = with_augmentation(model, config)
+        steps_per_epoch = -(-len(data.y_train) // config.batch_size)
+        compile_for_training(training, config, steps_per_epoch)
+        pipe = make_pipeline(data.x_train, data.y_train, config.batch_size, data.num_classes, shuffle=True,
+                             seed=seed, map_fn=data.train_map)
+        scores = EpochScores(model, data)
+        start = time.perf_counter()
+        training.fit(pipe, epochs=config.epochs, verbose=0, shuffle=False, callbacks=[scores])
+        seconds = time.perf_counter() - start
+    best = len(scores.val) - 1 - int(np.argmax(scores.val[::-1]))  # the last epoch of highest validation accuracy
+    row = {"seed": seed, "train_images": len(data.y_train), "epochs": epochs, "val_curve": scores.val,
+           "test_curve": scores.test, "best_epoch": best + 1, "last_test": scores.test[-1],
+           "early_test": scores.test[best], "seconds": round(seconds, 2)}
+    return row, model
