@@ -87,9 +87,9 @@ WRONG = {
     "07.shuffled_gap": ("b", "wrong reason"),
     "07.rollout_seeds": ("a", "spread to judge by"),
     "08.new_positions": (900, "class token"),
-    "08.repeats": ("b", "confounded"),
+    "08.repeats": ("b", "Only if every run converges"),
     "08.why_2d": ("b", "not distances"),
-    "08.scratch_control": ("a", "reinit"),
+    "08.scratch_control": ("b", "reinit models"),
     "08.knn_control": ("c", "memorise"),
     "09.patch_linear_weight": ((16, 64), "(out, in)"),
     "09.conv_kernel": (lambda w: np.transpose(w, (3, 2, 1, 0)), "shape"),  # Keras' layout read backwards
