@@ -69,7 +69,8 @@ def test_epoch_run_records_both_curves_and_reads_the_test_curve_only_where_valid
     row, model = experiments.epoch_run(lambda seed: tiny_vit(patch_size=4), d, seed=0, epochs=4, recipe_name="digits")
     assert len(row["val_curve"]) == len(row["test_curve"]) == row["epochs"] == 4
     best = row["best_epoch"] - 1
-    assert row["val_curve"][best] == max(row["val_curve"]) and max(row["val_curve"][best + 1:], default=-1) < max(row["val_curve"])
+    top = max(row["val_curve"])
+    assert row["val_curve"][best] == top and max(row["val_curve"][best + 1:], default=-1) < top
     assert row["early_test"] == row["test_curve"][best] and row["last_test"] == row["test_curve"][-1]
     assert row["last_test"] == fitting.accuracy(model, d.x_test, d.y_test)  # the returned model is the last epoch's
     assert row["train_images"] == len(d.y_train) and row["last_test"] > 0.3  # it learns (chance: 0.1)
