@@ -15,7 +15,7 @@
 Every run is :func:`vitlib.training.experiments.epoch_run` (the mnist_5k recipe's optimiser, schedule, loss and
 augmentation), seeds 0-2. Writes ``notebooks/models/08/runs.json`` (one row per run) and the three 14x14 models:
 
-    .venv/bin/python scripts/notebook08_runs.py                    # all three, about 50 min on 2 cores
+    .venv/bin/python scripts/notebook08_runs.py                    # all three, about two hours on 2 cores, one process
     .venv/bin/python scripts/notebook08_runs.py pooling            # one experiment (replaces its rows)
 """
 import json

@@ -396,7 +396,7 @@ EXERCISES = {
             "grid and is carried over as it is."),
     "08.repeats": Choice(
         "Section 2 trains every size for 20 epochs, so a run on 3,600 images takes about 14 times as many steps as one "
-        "on 250. An earlier version gave every size the same number of steps instead. Why equal epochs?",
+        "on 250. One could instead give every size the same number of steps. Why equal epochs?",
         {"a": ("So that every run costs the same compute, and a difference between sizes cannot come from a longer "
                "training.",
                "It is the other way round: with equal epochs the 3,600-image runs take 14 times the steps. Equal "
@@ -409,7 +409,7 @@ EXERCISES = {
          "c": ("So that every image is seen equally often at every size; with a fixed number of steps the small "
                "subsets are repeated many more times, and the number of passes changes along with the data.",
                "Equal epochs hold the passes per image fixed, so the curve varies the number of distinct images alone; "
-               "early stopping on validation then checks that no size was cut short or over-trained."),
+               "early stopping on validation then shows where a size was cut short (its best epoch is the last)."),
          "d": ("So that the small-data runs train less, as a model with little data would in practice.",
                "They do take fewer steps, but that is the price of holding the passes per image equal, not the "
                "purpose; a learner with little data can train as long as it likes.")},
