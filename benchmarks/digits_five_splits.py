@@ -10,6 +10,7 @@ import json
 import os
 import sys
 import tempfile
+import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
@@ -20,7 +21,9 @@ from vitlib.data import datasets, pipeline  # noqa: E402
 from vitlib.training import distill, fitting, loop, recipes  # noqa: E402
 
 
-def cnn_accuracy(config, data, seed):
+def cnn_run(config, data, seed):
+    """The small CNN under ``config``'s budget, on ``data``'s train + validation images: its test accuracy and training
+    seconds (``benchmarks/mnist_five_seeds.py`` uses it too)."""
     keras.utils.set_random_seed(seed)
     cnn = distill.small_cnn(data.image_shape, data.num_classes)
     cnn_training = fitting.with_augmentation(cnn, config)
@@ -28,8 +31,10 @@ def cnn_accuracy(config, data, seed):
     fitting.compile_for_training(cnn_training, config, len(fit.y_train) // config.batch_size)
     pipe = pipeline.make_pipeline(fit.x_train, fit.y_train, config.batch_size, data.num_classes, shuffle=True,
                                   seed=seed, drop_remainder=True)
+    start = time.perf_counter()
     cnn_training.fit(pipe, epochs=config.epochs, verbose=0, shuffle=False)
-    return float(np.mean(np.argmax(cnn.predict(data.x_test, verbose=0), -1) == data.y_test))
+    seconds = time.perf_counter() - start
+    return float(np.mean(np.argmax(cnn.predict(data.x_test, verbose=0), -1) == data.y_test)), seconds
 
 
 def main(seeds):
@@ -41,7 +46,7 @@ def main(seeds):
             shifted = loop.train(config, f"{out}/shifted_{seed}", verbose=0)["test_accuracy"]
             plain = loop.train(recipes.recipe("digits", seed=seed, model={"stem": "patch"}), f"{out}/plain_{seed}",
                                    verbose=0)["test_accuracy"]
-            rows.append({"seed": seed, "vit_shifted": shifted, "vit_plain": plain, "cnn": cnn_accuracy(config, data, seed)})
+            rows.append({"seed": seed, "vit_shifted": shifted, "vit_plain": plain, "cnn": cnn_run(config, data, seed)[0]})
             print(json.dumps(rows[-1]), flush=True)
     for key in ("vit_shifted", "vit_plain", "cnn"):
         values = np.array([r[key] for r in rows])

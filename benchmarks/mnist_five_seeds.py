@@ -10,30 +10,14 @@ import json
 import os
 import sys
 import tempfile
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-import keras  # noqa: E402
 import numpy as np  # noqa: E402
+from digits_five_splits import cnn_run  # noqa: E402  (the same CNN run, from this folder)
 
 import vitlib  # noqa: E402, F401
-from vitlib.data import datasets, pipeline  # noqa: E402
-from vitlib.training import distill, fitting, loop, recipes  # noqa: E402
-
-
-def cnn_run(config, data, seed):
-    """The small CNN under the recipe's budget: its test accuracy and training seconds."""
-    keras.utils.set_random_seed(seed)
-    cnn = distill.small_cnn(data.image_shape, data.num_classes)
-    cnn_training = fitting.with_augmentation(cnn, config)
-    fit = data.with_validation_in_training()
-    fitting.compile_for_training(cnn_training, config, len(fit.y_train) // config.batch_size)
-    pipe = pipeline.make_pipeline(fit.x_train, fit.y_train, config.batch_size, data.num_classes, shuffle=True,
-                                  seed=seed, drop_remainder=True)
-    start = time.perf_counter()
-    cnn_training.fit(pipe, epochs=config.epochs, verbose=0, shuffle=False)
-    seconds = time.perf_counter() - start
-    return float(np.mean(np.argmax(cnn.predict(data.x_test, verbose=0), -1) == data.y_test)), seconds
+from vitlib.data import datasets  # noqa: E402
+from vitlib.training import loop, recipes  # noqa: E402
 
 
 def main(seeds):
