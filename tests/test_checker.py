@@ -55,6 +55,25 @@ def test_unknown_exercise_ids_are_refused_by_name():
         solution("01.nope")
 
 
+def test_an_unknown_id_gets_a_short_message_that_names_what_is_near():
+    with pytest.raises(ValueError) as far:
+        check("99.nothing", 1)
+    assert "'99.nothing'" in str(far.value) and len(str(far.value)) < 300  # not the whole bank, however it grows
+    assert "01" in str(far.value) and max(EXERCISES)[:2] in str(far.value)  # the notebooks that have exercises
+    with pytest.raises(ValueError, match=r"Did you mean '07\.rollout_seeds'") as typo:
+        check("07.rolout_seeds", "a")
+    assert len(str(typo.value)) < 300
+
+
+def test_a_wrong_choice_shows_the_choices_again(capsys):
+    exercise_id, exercise = next((k, e) for k, e in EXERCISES.items() if hasattr(e, "options"))
+    wrong = next(letter for letter in exercise.options if letter != exercise.right)
+    assert check(exercise_id, wrong) is False
+    out = capsys.readouterr().out
+    for letter, (text, _) in exercise.options.items():
+        assert f"({letter}) {text}" in out  # every lettered choice, not only the feedback on the one picked
+
+
 
 
 def test_a_mistakes_own_feedback_does_not_use_up_the_first_hint(capsys):

@@ -57,6 +57,13 @@ from vitlib.attention import (  # noqa: E402
     register_attention,
     scaled_dot_product_attention,
 )
+
+# The private imports (_flexivit, _mae, _tome, _adamw, _distill, _schedule) register the Keras objects that a saved
+# file may hold: notebook 10's resized embedding, token-merging encoder and autoencoder, and a recipe's optimiser, loss
+# and schedule; so every file the project writes loads after a plain `import vitlib`.
+from vitlib.beyond import flexivit as _flexivit  # noqa: E402,F401
+from vitlib.beyond import mae as _mae  # noqa: E402,F401
+from vitlib.beyond import tome as _tome  # noqa: E402,F401
 from vitlib.data.datasets import load_dataset  # noqa: E402
 from vitlib.data.images import sample_image  # noqa: E402
 from vitlib.embeddings import (  # noqa: E402
@@ -89,9 +96,6 @@ from vitlib.patches import (  # noqa: E402
     patch_grid,
     patches_to_images,
 )
-
-# (adamw, distill, schedule: the registered Keras objects that a model compiled by the training recipes saves with it,
-# its optimiser, loss and schedule, so that such a file loads after a plain `import vitlib`)
 from vitlib.speed import adamw as _adamw  # noqa: E402,F401
 from vitlib.stems import STEMS, ConvStem, PatchEmbedding, ShiftedPatchEmbedding, TokenStem, register_stem  # noqa: E402
 from vitlib.training import distill as _distill  # noqa: E402,F401

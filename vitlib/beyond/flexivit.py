@@ -114,7 +114,7 @@ def at_patch_size(model, patch_size, kernel_resize="pi", into=None):
                 continue
             value = resize_position_embeddings(ops.convert_to_numpy(old_table), config.grid_size,
                                                old_grid=model.config.grid_size,
-                                               num_prefix_tokens=int(config.pool == "token"))
+                                               num_prefix_tokens=config.num_prefix_tokens)
         else:
             value = ops.convert_to_numpy(source)
         target.assign(value)
@@ -171,7 +171,7 @@ class ResizedEmbedding(layers.Layer):
             if table.trainable:
                 grid_part = ops.matmul(self.position_map, table[0, prefix:])  # bilinear resize: (N*, D)
             else:  # a fixed sin-cos table: computed for the new grid
-                grid_part = POSITION_EMBEDDINGS[self.pos_embedding]((rows, cols), width)
+                grid_part = POSITION_EMBEDDINGS[self.pos_embedding].fixed((rows, cols), width)
             x = x + ops.concatenate([table[:, :prefix], ops.cast(grid_part, x.dtype)[None]], axis=1)
         return x
 
@@ -201,7 +201,7 @@ def flexible_view(model, patch_size):
     c = model.config
     grid = _checks.divisible(c.image_size, patch_size)
     embedding = ResizedEmbedding(model.get_layer("patch_embedding"),
-                                 model.get_layer("class_token") if c.pool == "token" else None,
+                                 model.get_layer("class_token") if c.num_prefix_tokens else None,
                                  model.get_layer("position_embedding"), patch_size, grid, c.pos_embedding,
                                  name=f"embedding_at_{patch_size}")
     images = keras.Input(model.input_shape[1:], name="images")

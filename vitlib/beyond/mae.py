@@ -53,7 +53,7 @@ class MaskedAutoencoder(keras.Model):
         self.decoder_depth = _checks.positive_int("decoder_depth", decoder_depth)
         self.decoder_heads = _checks.positive_int("decoder_heads", decoder_heads)
         self.visible = max(1, round(c.num_patches * (1 - self.mask_ratio)))  # patches the encoder sees
-        self.prefix = int(c.pool == "token")
+        self.prefix = c.num_prefix_tokens
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.decoder_embed = layers.Dense(decoder_width, name="decoder_embed")
         self.decoder_blocks = [EncoderBlock(decoder_heads, 2 * decoder_width, name=f"decoder_block_{i}")

@@ -197,7 +197,7 @@ def with_token_reduction(model, r, method="merge", seed=None, return_sources=Fal
     _check_vit(model)
     blocks = encoder_blocks(model)
     embed = keras.Model(model.inputs[0], blocks[0].input, name="embed")  # patches, class token, positions
-    encoder = ReducedEncoder(blocks, r, method, model.config.pool == "token", seed, return_sources, name="encoder")
+    encoder = ReducedEncoder(blocks, r, method, bool(model.config.num_prefix_tokens), seed, return_sources, name="encoder")
     images = keras.Input(model.input_shape[1:], name="images")
     out = encoder(embed(images))
     tokens = out[0] if return_sources else out
@@ -208,7 +208,7 @@ def with_token_reduction(model, r, method="merge", seed=None, return_sources=Fal
 def token_counts(model, r):
     """Tokens entering each encoder block and leaving the last, with r removed per block: a list of L + 1 ints."""
     _check_vit(model)
-    encoder = ReducedEncoder(encoder_blocks(model), r, class_token=model.config.pool == "token")
+    encoder = ReducedEncoder(encoder_blocks(model), r, class_token=bool(model.config.num_prefix_tokens))
     counts = [model.config.num_tokens]
     for removed in encoder.removed(counts[0]):
         counts.append(counts[-1] - removed)

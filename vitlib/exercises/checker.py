@@ -10,6 +10,7 @@ as a symbol and a word as well as a colour, lines wrapped between words. The que
 :mod:`vitlib.exercises.bank`, what they are and how they judge in :mod:`vitlib.exercises.questions`.
 """
 import collections
+import difflib
 import html
 import re
 import textwrap
@@ -95,8 +96,20 @@ _SOLUTION_ASKED = set()
 
 def _exercise(exercise_id):
     if exercise_id not in EXERCISES:
-        raise ValueError(f"Unknown exercise {exercise_id!r}. Known exercises: {', '.join(EXERCISES)}.")
+        raise ValueError(_unknown(exercise_id))
     return EXERCISES[exercise_id]
+
+
+def _unknown(exercise_id, most=4):
+    """A short message for an id not in the bank, naming what is near: the closest ids, or else the notebook's own
+    (ids are "NN.name", NN the notebook); it stays short however many exercises the bank holds."""
+    given = str(exercise_id)
+    near = difflib.get_close_matches(given, EXERCISES, n=most, cutoff=0.6)
+    if not near:
+        near = [key for key in EXERCISES if key.split(".")[0] == given.split(".")[0]][:most]
+    hint = (f"Did you mean {', '.join(map(repr, near))}?" if near else
+            f"Ids are 'NN.name', NN a notebook from {min(EXERCISES)[:2]} to {max(EXERCISES)[:2]}.")
+    return f"Unknown exercise {exercise_id!r}. {hint} (Copy the id from the cell that asks the question.)"
 
 
 def check(exercise_id, answer):
@@ -125,6 +138,8 @@ def check(exercise_id, answer):
         _HINTS_SHOWN[exercise_id] += 1
     if _WRONG_TRIES[exercise_id] >= max(len(exercise.hints), 1) + 1:
         more.append(f'  Stuck? vitlib.solution("{exercise_id}") shows a worked answer.')
+    if hasattr(exercise, "options"):  # a multiple-choice question: its choices again, to pick another
+        more.extend(["  The choices again:", *exercise.how_to_answer().splitlines()[:-1]])
     _say(Feedback(exercise_id, "wrong", "Not yet:", f"{shown} is not right." + (f" {detail}" if detail else ""), more))
     return False
 
