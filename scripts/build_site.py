@@ -2,14 +2,15 @@
 
     python scripts/build_site.py [--out DIR]      # default build/site; `make site` runs this
 
-Stages the pages into build/site-src (the README as the landing page, its sections in a learner-first order and its
-links pointed at the pages; the notebooks, each widget output with a still picture before it; CONTRIBUTING and the
-benchmark results; MathJax from the jupyter-server-mathjax package, so equations render offline), checks that
-mkdocs.yml's navigation lists every notebook, then runs `mkdocs build` (scripts/site_hooks.py tidies the notebook
-pages on the way).
+Stages the pages into build/site-src (the README as the landing page; the notebooks, each widget output with a still
+picture before it; the reference pages of docs/, CONTRIBUTING and the benchmark results, every relative link pointed
+at the site's own copy of its target; MathJax from the jupyter-server-mathjax package, so equations render offline),
+checks that mkdocs.yml's navigation lists every notebook and page and that no staged link is broken, then runs
+`mkdocs build` (scripts/site_hooks.py tidies the notebook pages on the way and puts the banner on each).
 """
 import argparse
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -19,17 +20,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGE = ROOT / "build" / "site-src"
-WIDGET_NOTE = (
-    "\n> **On this site** the notebooks are shown as committed: figures, tables and equations as they were run. "
-    "Each widget (the patch explorer, the similarity and attention explorers) shows as a still picture of the view it "
-    "opened with; to move it, run the notebook in JupyterLab (`make lab`).\n"
-)
-# The landing page puts the learner first: what you will learn and how to start, then the library and training; the
-# README's sections for contributors (and its paragraphs about testing) follow under one heading.
-FIRST_SECTIONS = ("The notebooks", "Quick start", "Binder", "Conda", "GPUs")
-CONTRIBUTOR_SECTIONS = ("Tests", "Testing", "The site", "Versions and platforms", "Layout")
-LAST_SECTIONS = ("Licence and citing",)
-CONTRIBUTOR_WORDS = ("make test", "nbval", "ruff")
+# The Markdown pages of the site: repository path -> the page's name on the site (and in mkdocs.yml's nav).
+PAGES = {"README.md": "index.md", "CONTRIBUTING.md": "CONTRIBUTING.md", "benchmarks/RESULTS.md": "RESULTS.md",
+         **{f"docs/{p.name}": p.name for p in sorted((ROOT / "docs").glob("*.md"))}}
+OTHER_FILES = {"LICENSE": "LICENSE", "CITATION.cff": "CITATION.cff"}  # linked from the README, copied as they are
+LINK = re.compile(r"(!?\[[^\]]*\]\()([^)\s]+)(\))")  # [text](target) and ![alt](target)
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 STILL_CAPTION = ("A still picture of this widget as it opened. To move it, run the notebook in JupyterLab "
@@ -45,86 +40,41 @@ MathJax.Ajax.loadComplete("[MathJax]/config/vit-site.js");
 """
 
 
-def blocks(text):
-    """Paragraphs and fenced code blocks of markdown text (a code block is one block, blank lines and all)."""
-    found, current, fenced = [], [], False
-    for line in text.splitlines():
-        if line.startswith("```"):
-            fenced = not fenced
-        if not line.strip() and not fenced:
-            if current:
-                found.append("\n".join(current))
-            current = []
-        else:
-            current.append(line)
-    return found + (["\n".join(current)] if current else [])
+def site_path(repo_path):
+    """Where a repository file lives on the site, or None if the site has no copy of it."""
+    if repo_path in PAGES:
+        return PAGES[repo_path]
+    if repo_path in OTHER_FILES:
+        return OTHER_FILES[repo_path]
+    if re.fullmatch(r"notebooks/\d\d_[^/]+\.ipynb", repo_path):
+        return repo_path.removeprefix("notebooks/")
+    if repo_path.startswith("docs/images/"):
+        return repo_path.removeprefix("docs/")
+    return None
 
 
-def sections(text):
-    """(preamble, [(title, body)]) of markdown text split at its level-2 headings (outside code blocks)."""
-    parts, fenced = [["", []]], False
-    for line in text.splitlines():
-        if line.startswith("```"):
-            fenced = not fenced
-        if line.startswith("## ") and not fenced:
-            parts.append([line[3:].strip(), []])
-        else:
-            parts[-1][1].append(line)
-    return "\n".join(parts[0][1]), [(title, "\n".join(lines)) for title, lines in parts[1:]]
+def with_site_links(text, page):
+    """The Markdown text of repository file ``page`` with every relative link pointed at the site's copy of its
+    target (a target the site does not have is left as it is: stage() then refuses to build)."""
+    def point(match):
+        target = match[2]
+        if re.match(r"[a-z]+:", target) or target.startswith("#"):
+            return match[0]
+        path, hash_, anchor = target.partition("#")
+        found = site_path(os.path.normpath(os.path.join(os.path.dirname(page), path)))
+        return match[1] + found + hash_ + anchor + match[3] if found else match[0]
+    return LINK.sub(point, text)
 
 
-def for_contributors(block):
-    return any(word in block for word in CONTRIBUTOR_WORDS)
-
-
-def split_learner_part(body):
-    """A section's blocks for learners, and those about testing (a code block loses only its testing lines)."""
-    learner, testing = [], []
-    for block in blocks(body):
-        if block.startswith("```"):
-            lines = block.splitlines()
-            kept = [line for line in lines[1:-1] if not for_contributors(line)]
-            moved = [line for line in lines[1:-1] if for_contributors(line)]
-            if kept:
-                learner.append("\n".join([lines[0], *kept, lines[-1]]))
-            if moved:
-                testing.append("\n".join([lines[0], *moved, lines[-1]]))
-        else:
-            (testing if for_contributors(block) else learner).append(block)
-    return learner, testing
-
-
-def demote(body):
-    """Headings one level down (## -> ###), outside code blocks."""
-    out, fenced = [], False
-    for line in body.splitlines():
-        if line.startswith("```"):
-            fenced = not fenced
-        out.append("#" + line if line.startswith("#") and not fenced else line)
-    return "\n".join(out)
-
-
-def landing_page(readme):
-    """The README in a learner-first order (what you learn, how to start, the library, then contributors' material),
-    with its links pointed at the site's pages and files."""
-    text = readme.replace("](notebooks/", "](").replace("](docs/images/", "](images/")
-    text = text.replace("](benchmarks/RESULTS.md", "](RESULTS.md")
-    preamble, parts = sections(text)
-    order = {title: i for i, title in enumerate(FIRST_SECTIONS)}
-    learners = sorted((p for p in parts if p[0] not in CONTRIBUTOR_SECTIONS + LAST_SECTIONS),
-                      key=lambda p: order.get(p[0], len(order)))  # stable: the rest keep the README's order
-    page, testing = [preamble.rstrip() + "\n", WIDGET_NOTE], []
-    for title, body in learners:
-        kept, moved = split_learner_part(body) if title in FIRST_SECTIONS else (blocks(body), [])
-        page.append(f"## {title}\n\n" + "\n\n".join(kept) + "\n")
-        testing += moved
-    page.append("## For contributors\n\nHow the collection is tested and built; [Contributing](CONTRIBUTING.md) says "
-                "how to add to it.\n")
-    if testing:
-        page.append("### Tests\n\n" + "\n\n".join(testing) + "\n")
-    page += [f"### {title}\n{demote(body)}" for title, body in parts if title in CONTRIBUTOR_SECTIONS]
-    page += [f"## {title}\n{body}" for title, body in parts if title in LAST_SECTIONS]
-    return "\n".join(page)
+def broken_links(stage):
+    """Relative links of the staged Markdown pages whose file the site does not have: (page, link)."""
+    found = []
+    for page in sorted(stage.glob("*.md")):
+        for _, target, _ in LINK.findall(page.read_text()):
+            path = target.partition("#")[0]
+            if path and not re.match(r"[a-z]+:", target) and not (stage / path).exists():
+                found.append((page.name, target))
+    return found
 
 
 def saved_picture(state, model_id):
@@ -166,12 +116,13 @@ def stage():
     if STAGE.exists():
         shutil.rmtree(STAGE)
     STAGE.mkdir(parents=True)
-    (STAGE / "index.md").write_text(landing_page((ROOT / "README.md").read_text()))
+    for page, name in PAGES.items():
+        (STAGE / name).write_text(with_site_links((ROOT / page).read_text(), page))
+    for page, name in OTHER_FILES.items():
+        shutil.copy(ROOT / page, STAGE / name)
     notebooks = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
     for notebook in notebooks:
         (STAGE / notebook.name).write_text(with_stills(notebook.read_text()))
-    for page in ("CONTRIBUTING.md", "benchmarks/RESULTS.md", "LICENSE", "CITATION.cff"):
-        shutil.copy(ROOT / page, STAGE / Path(page).name)
     shutil.copytree(ROOT / "docs" / "images", STAGE / "images")
     for asset in (ROOT / "docs" / "site").iterdir():  # the site's own style sheet and script
         shutil.copy(asset, STAGE / asset.name)
@@ -182,13 +133,13 @@ def stage():
     shutil.copytree(Path(jupyter_server_mathjax.__file__).parent / "static", STAGE / "mathjax")
     (STAGE / "mathjax" / "config" / "vit-site.js").write_text(MATHJAX_FONTS)
     nav = (ROOT / "mkdocs.yml").read_text()
-    missing = [n.name for n in notebooks if n.name not in nav]
+    missing = [name for name in [n.name for n in notebooks] + list(PAGES.values()) if f": {name}" not in nav]
     if missing:
         sys.exit(f"mkdocs.yml's nav does not list {', '.join(missing)}: add a line for each, in order.")
-    links = set(re.findall(r"\]\(([^)#]+)", (STAGE / "index.md").read_text()))
-    broken = sorted(link for link in links if "://" not in link and not (STAGE / link).exists())
+    broken = broken_links(STAGE)
     if broken:
-        sys.exit(f"The landing page links to files the site does not have: {', '.join(broken)}.")
+        sys.exit("Pages link to files the site does not have: "
+                 + ", ".join(f"{page} -> {link}" for page, link in broken) + ".")
     return notebooks
 
 

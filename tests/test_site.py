@@ -1,11 +1,13 @@
 """The static site (`make site`): built from the committed notebooks into a temporary folder, then read in Chromium.
 
-Opens the landing page and every notebook page from a local HTTP server at 1366x900, every other address blocked
-(so the widget viewer from unpkg.com cannot load): the figures must be there, loaded and at their own size, the
-navigation must reach every notebook in order, every link of a page's table of contents must lead to a heading, each
-widget must show its still picture, the equation must be typeset by the bundled MathJax, and no page may show a Python
-traceback or throw a script error. The landing page must put the learner's sections first, and search results must
-show each code cell once, without prompts.
+Opens the landing page, every notebook page and the reference pages from a local HTTP server at 1366x900, every other
+address blocked (so the widget viewer from unpkg.com cannot load): the figures must be there, loaded and at their own
+size, the navigation must reach every notebook in order, every link of a page's table of contents must lead to a
+heading, each widget must show its still picture, the equation must be typeset by the bundled MathJax, and no page may
+show a Python traceback or throw a script error. The landing page must follow the README (its picture first, then how
+to start and the notebooks), every notebook page must open with the banner that says how to get and run it, every
+script a page loads from elsewhere must be pinned to one version, and search results must show each code cell once,
+without prompts.
 Screenshots are kept in build/site-shots/.
 """
 import functools
@@ -21,12 +23,16 @@ from pathlib import Path
 import pytest
 from browser import launch
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+import site_hooks  # noqa: E402
+
 pytestmark = pytest.mark.backend_independent
 
 ROOT = Path(__file__).resolve().parents[1]
 SHOTS = ROOT / "build" / "site-shots"
 NOTEBOOKS = sorted(p.name for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 PAGES = ["index.html"] + [n.replace(".ipynb", ".html") for n in NOTEBOOKS]
+DOC_PAGES = [p.name.replace(".md", ".html") for p in sorted((ROOT / "docs").glob("*.md"))]  # the reference pages
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 PAGE_FACTS = """() => ({
     images: [...document.querySelectorAll('article img')].map(i => ({loaded: i.complete && i.naturalWidth > 0,
@@ -40,6 +46,11 @@ PAGE_FACTS = """() => ({
         target: !!document.getElementById(decodeURIComponent((a.getAttribute('href') || '').replace(/^#/, '')))})),
     headings: [...document.querySelectorAll('article h2')].map(h => h.innerText.replace('¶', '').trim()),
     footer: [...document.querySelectorAll('.md-footer__link')].map(a => a.getAttribute('href')),
+    banner: [...document.querySelectorAll('article .vit-run-banner')].map(b => ({text: b.innerText,
+        links: [...b.querySelectorAll('a')].map(a => a.getAttribute('href')),
+        before_text: !b.previousElementSibling || /^H1$/.test(b.previousElementSibling.tagName)})),
+    anchors: [...document.querySelectorAll('article a[href^="#"]')].map(a => a.getAttribute('href').slice(1))
+        .filter(id => !document.getElementById(decodeURIComponent(id))),
     typeset: document.querySelectorAll('article .MathJax, article .MathJax_Display').length,
     widget_notes: document.querySelectorAll('.vit-widget-note').length,
     text: document.querySelector('article').innerText,
@@ -97,7 +108,7 @@ def pages(site):
         page = browser.new_page(viewport={"width": 1366, "height": 900})
         offline(page, url)
         page.on("pageerror", lambda error: errors.append(str(error)))
-        for name in PAGES:
+        for name in PAGES + DOC_PAGES:
             page.goto(f"{url}/{name}")
             page.wait_for_load_state("load")
             if name == "06_training.html":
@@ -192,14 +203,61 @@ def test_figures_show_at_their_own_size(pages):
         assert figures and all(abs(i["shown"] - i["natural"]) <= 1 for i in figures), (name, page["column"], figures)
 
 
-def test_the_landing_page_puts_the_learner_first(pages):
+def test_the_landing_page_follows_the_readme_with_its_picture_first(pages):
     facts, _ = pages
     headings, text = facts["index.html"]["headings"], facts["index.html"]["text"]
-    assert headings[:2] == ["The notebooks", "Quick start"] and "For contributors" in headings
-    before_contributors = text[:text.index("For contributors")]
-    assert "make lab" in before_contributors
-    assert not any(word in before_contributors for word in ("make test", "nbval", "ruff"))
-    assert headings.index("For contributors") < headings.index("Licence and citing")
+    readme = [line[3:].strip() for line in (ROOT / "README.md").read_text().splitlines() if line.startswith("## ")]
+    assert headings == readme and headings[:2] == ["Start", "The notebooks"], headings
+    first = facts["index.html"]["images"][0]
+    assert first["src"] == "images/position_grid.png" and first["loaded"] and first["shown"] >= 400, first
+    assert text.index("make lab") < text.index("Images as words")  # how to start, then the notebooks
+    for page in DOC_PAGES + ["CONTRIBUTING.html", "RESULTS.html"]:
+        assert page in facts["index.html"]["links"] and page in facts["index.html"]["nav"], page
+
+
+def test_every_notebook_page_opens_with_how_to_get_and_run_it(pages):
+    facts, _ = pages
+    for notebook in NOTEBOOKS:
+        (banner,) = facts[notebook.replace(".ipynb", ".html")]["banner"]
+        assert banner["before_text"], notebook  # right after the title
+        for words in ("git clone", "make lab", f"notebooks/{notebook}", "Binder", "environment.yml"):
+            assert words in banner["text"], (notebook, words)
+        assert any(link.startswith("https://mybinder.org") for link in banner["links"]) and "setup.html" in banner["links"]
+    assert not facts["index.html"]["banner"]
+
+
+def test_the_banner_links_the_notebook_on_binder_when_the_repository_is_known():
+    banner = site_hooks.banner("07_what_the_vit_learns.ipynb", "someone/vit-notebooks")
+    assert ('href="https://mybinder.org/v2/gh/someone/vit-notebooks/HEAD?urlpath=lab/tree/notebooks/'
+            '07_what_the_vit_learns.ipynb"') in banner
+    assert "git clone https://github.com/someone/vit-notebooks" in banner
+
+
+def test_every_script_from_elsewhere_is_pinned_to_one_version(site):
+    out, _ = site
+    ipywidgets = re.search(r"^ipywidgets==(\S+)", (ROOT / "constraints.txt").read_text(), re.M)[1]
+    manager = site_hooks.HTML_MANAGER[ipywidgets]  # the html-manager release that goes with the locked ipywidgets
+    urls = {}
+    for page in sorted(out.glob("*.html")):
+        html = page.read_text()
+        found = re.findall(r"<script[^>]*\ssrc=[\"']([^\"']+)", html) + re.findall(r"[\"'](https?://[^\"'\s]+\.js)\b", html)
+        urls.update({url: page.name for url in found if re.match(r"(https?:)?//", url)})
+    assert urls, "no page loads a script from elsewhere: the widget viewer is missing"
+    unpinned = {url: page for url, page in urls.items() if not re.search(r"[@/]v?\d+\.\d+\.\d+(/|$)", url)
+                or re.search(r"@(\*|latest|\^|~)", url)}
+    assert not unpinned, unpinned
+    viewer = [url for url in urls if "html-manager" in url]
+    assert viewer and all(f"@jupyter-widgets/html-manager@{manager}/" in url for url in viewer), viewer
+
+
+def test_the_reference_pages_are_there_and_their_anchors_lead_somewhere(pages):
+    facts, errors = pages
+    assert DOC_PAGES and errors == []
+    for name in DOC_PAGES:
+        page = facts[name]
+        assert name in facts["index.html"]["nav"] and page["headings"], name
+        assert page["anchors"] == [], (name, page["anchors"])  # every #link on the page names an element
+        assert "Traceback (most recent call last)" not in page["text"], name
 
 
 def test_search_shows_each_code_cell_once_without_prompts(site):

@@ -1,6 +1,7 @@
 // The site of the collection (make site). Every widget output comes after a still picture of the widget as it opened
-// (scripts/build_site.py). When the widget viewer (from unpkg.com) can be reached, it renders the widget in its saved
-// state: the still is then hidden, so that the picture shows once. A widget output without a still gets a note.
+// (scripts/build_site.py). When the widget viewer (from unpkg.com, pinned to one @jupyter-widgets/html-manager release
+// by scripts/site_hooks.py) can be reached, it renders the widget in its saved state: the still is then hidden, so
+// that the picture shows once. A widget output without a still gets a note.
 document.addEventListener("DOMContentLoaded", () => {
   for (const view of document.querySelectorAll('script[type="application/vnd.jupyter.widget-view+json"]')) {
     const output = view.closest(".jp-OutputArea-child");
