@@ -227,15 +227,18 @@ def test_notebook_07_explorers_rerender_on_clicks_in_jupyterlab(jupyterlab):
         page.wait_for_function("(old) => document.querySelectorAll('img.widget-image')[0].getAttribute('src') !== old",
                                arg=before[0], timeout=60_000)
 
+        assert attention.text_content().startswith("model, rollout")  # it opens on the view that finds the digit
         layer = page.locator(".widget-slider", has_text="layer").locator(".noUi-handle")
         layer.scroll_into_view_if_needed()
         layer.click()
         cell = page.evaluate(ACTIVE_CELL)
-        page.keyboard.press("ArrowRight")  # layer 2 -> the rollout, the last stop
-        page.wait_for_function(READOUT_STARTS, arg="model, rollout", timeout=60_000)
+        page.keyboard.press("ArrowLeft")  # the rollout, the last stop -> layer 2
+        page.wait_for_function(READOUT_STARTS, arg="model, layer 2, head mean", timeout=60_000)
         assert page.evaluate(ACTIVE_CELL) == cell  # the slider kept the arrow key
         page.wait_for_function("(old) => document.querySelectorAll('img.widget-image')[1].getAttribute('src') !== old",
                                arg=before[1], timeout=60_000)
+        page.keyboard.press("ArrowRight")  # back to the rollout
+        page.wait_for_function(READOUT_STARTS, arg="model, rollout", timeout=60_000)
         scale = colour_scale(attention.text_content())
         picture = pictures.nth(1).get_attribute("src")
         page.get_by_role("button", name="control", exact=True).click()

@@ -111,7 +111,10 @@ def test_attention_explorer_shows_the_chosen_layer_head_and_rollout(rng):
     images = rng.random((3, 16, 16, 3)).astype("float32")
     explorer = widgets.AttentionExplorer(model, images)
     maps = vitlib.attention_weights(model, images)
-    assert explorer.layer.value == 2 and explorer.head.value == "mean" and explorer.image_index.value == 0
+    assert explorer.layer.value == "rollout" and explorer.head.disabled  # it opens on the view that finds the object
+    assert explorer.stats.value.startswith("rollout:")
+    explorer.layer.value = 2
+    assert explorer.head.value == "mean" and explorer.image_index.value == 0 and not explorer.head.disabled
     assert list(explorer.layer.options) == [1, 2, "rollout"] and list(explorer.head.options) == ["mean", 1, 2, 3, 4]
     np.testing.assert_allclose(explorer.current_map(), maps[1][0].mean(0)[0, 1:].reshape(4, 4)
                                / maps[1][0].mean(0)[0, 1:].sum(), rtol=1e-5)
@@ -124,6 +127,13 @@ def test_attention_explorer_shows_the_chosen_layer_head_and_rollout(rng):
     assert f"patch <b>({r}, {c})</b> = token {1 + 4 * r + c}" in explorer.stats.value  # the class token is token 0
     explorer.layer.value = "rollout"
     assert explorer.head.disabled and explorer.current_map().sum() == pytest.approx(1)
+
+
+def test_attention_explorer_opens_where_asked_and_refuses_a_layer_it_lacks(rng):
+    model, images = small_vit(), rng.random((2, 16, 16, 3)).astype("float32")
+    assert widgets.AttentionExplorer(model, images, start=2).layer.value == 2
+    with pytest.raises(ValueError, match="start must be a layer from 1 to 2 or 'rollout', got 3"):
+        widgets.AttentionExplorer(model, images, start=3)
 
 
 def test_attention_explorer_keeps_one_colour_scale_when_the_model_changes(rng):
@@ -142,6 +152,8 @@ def test_attention_explorer_keeps_one_colour_scale_when_the_model_changes(rng):
         shown = [explorer._view_maps(name) for name in ("trained", "untrained")]
         assert limits[1] == pytest.approx(max(m.max() for m in shown))  # the highest share of either model
         assert f"Colour scale 0 to {limits[1]:.1%}" in explorer.stats.value
+        colour_bar = explorer.figure().axes[-1]  # in % as the readout, not in fractions
+        assert colour_bar.yaxis.get_major_formatter()(limits[1]).endswith("%")
     explorer.layer.value = 2
     expected = vitlib.attention_weights(control, images)[1][0].mean(0)[0, 1:]
     np.testing.assert_allclose(explorer.current_map(), (expected / expected.sum()).reshape(4, 4), rtol=1e-5)

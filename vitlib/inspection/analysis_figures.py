@@ -2,7 +2,7 @@
 rollout, mean attention distance, position-embedding similarity, patch-embedding filters."""
 import numpy as np
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import MaxNLocator, PercentFormatter
 
 from vitlib.inspection.plotting import _as_rgb, _image_grid
 
@@ -93,7 +93,8 @@ def attention_on_image_figure(image, heat, title="attention rollout", alpha=0.45
     right.tick_params(labelsize=8, length=2)
     right.set_xlabel("column", fontsize=8), right.set_ylabel("row", fontsize=8)
     right.set_title(f"{rows}x{cols} patches")
-    colour_bar = fig.colorbar(im, ax=right, shrink=0.8, label="share of attention (line: spread evenly)")
+    colour_bar = fig.colorbar(im, ax=right, shrink=0.8, label="share of attention (line: spread evenly)",
+                              format=PercentFormatter(xmax=1, decimals=0 if vmax >= 0.1 else 1))  # as the readouts
     colour_bar.ax.axhline(1 / heat.size, color="white", lw=2)
     fig.suptitle(title)
     return fig

@@ -248,10 +248,11 @@ class AttentionExplorer(Explorer):
     ``model``: a ViT, or a dict of them with one configuration, e.g. ``{"trained": ..., "untrained": ...}``: buttons
     then switch between them. Each view (a layer and head, or the rollout) has one colour scale for every model and
     image, so that switching models compares like with like. Images, rows and columns count from 0, layers and heads
-    from 1.
+    from 1. It opens on ``start``: the rollout, the view that finds the object in a trained model (a single head of
+    the last layer often looks at one empty corner), or a layer number.
     """
 
-    def __init__(self, model, images):
+    def __init__(self, model, images, start="rollout"):
         models = _choices(model, "model")
         self.images = np.asarray(images, dtype="float32")
         configs = {m.config for m in models.values()}
@@ -269,7 +270,10 @@ class AttentionExplorer(Explorer):
         self.which = _buttons(list(models), "model")
         self.image_index = widgets.IntSlider(value=0, min=0, max=len(self.images) - 1, description="test image",
                                              continuous_update=False, style=wide)
-        self.layer = widgets.SelectionSlider(options=list(range(1, depth + 1)) + ["rollout"], value=depth,
+        layers = list(range(1, depth + 1)) + ["rollout"]
+        if start not in layers:
+            raise ValueError(f"start must be a layer from 1 to {depth} or 'rollout', got {start!r}.")
+        self.layer = widgets.SelectionSlider(options=layers, value=start,
                                              description="layer", continuous_update=False, style=wide)
         self.head = widgets.SelectionSlider(options=["mean"] + list(range(1, heads + 1)), value="mean",
                                             description="head", continuous_update=False, style=wide)
