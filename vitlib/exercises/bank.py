@@ -559,8 +559,8 @@ EXERCISES = {
         why="Each block, the last included, merges r tokens into their partners, so the count falls by r per block; "
             "the class token is kept apart and never merged."),
     "10.encoder_sees": Exercise(
-        "The masked autoencoder hides 75 % of the 16 patches of a 24x24 digit (6x6 patches). How many tokens does the "
-        "encoder process, the class token included?", 5,
+        "With the paper's mask ratio, a masked autoencoder hides 75 % of the 16 patches of a 24x24 digit (6x6 "
+        "patches). How many tokens does its encoder process, the class token included?", 5,
         ("The encoder sees only the visible patches. How many are left, and what does the ViT add to them?",),
         "16 x 25 % = 4 visible patches + 1 class token = 5 tokens: the encoder's cost is a fraction of the full 17.",
         mistakes=((4, "The class token goes through the encoder too."),
