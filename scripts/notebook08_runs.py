@@ -8,8 +8,10 @@
   learning rate (3e-3, one epoch of warm-up) was chosen on the validation split, seed 0: after 10 epochs 1e-3 reached
   87.5 % and 3e-4 77.7 %, against 93.8 %. The 14x14 models are
   saved (``base14_SEED.keras``) for the notebook's live parts.
-- ``data_size``: the small CNN, the plain ViT and the ViT with shifted patches on 250 to 3,600 training images, each
-  for 20 epochs (equal passes per image), the validation and test accuracy recorded after every epoch.
+- ``data_size``: the small CNN, the plain ViT, the ViT with shifted patches and the hybrid ViT (the paper's Sec. 3.1:
+  a convolutional stem, ``stem="conv"``, whose stride-2 convolutions need a power-of-2 patch, so the images are
+  resized to 32x32 and cut into 8x8 patches: the plain ViT's 16 tokens) on 250 to 3,600 training images, each for 20
+  epochs (equal passes per image), the validation and test accuracy recorded after every epoch.
 - ``pooling``: class token against mean pooling (GAP), each at four learning rates, on 1,000 training images.
 
 Every run is :func:`vitlib.training.experiments.epoch_run` (the mnist_5k recipe's optimiser, schedule, loss and
@@ -17,6 +19,7 @@ augmentation), seeds 0-2. Writes ``notebooks/models/08/runs.json`` (one row per 
 
     .venv/bin/python scripts/notebook08_runs.py                    # all three, about two hours on 2 cores, one process
     .venv/bin/python scripts/notebook08_runs.py pooling            # one experiment (replaces its rows)
+    .venv/bin/python scripts/notebook08_runs.py data_size --models "hybrid ViT"   # one model's rows of it
 """
 import json
 import os
@@ -35,11 +38,11 @@ RATES = (3e-4, 1e-3, 3e-3, 1e-2)
 PRE_EPOCHS, FINE_EPOCHS, FINE_RATE = 20, 10, 3e-3
 
 
-def vit(image_size=28, **options):
+def vit(image_size=28, patch_size=7, **options):
     """The mnist_5k recipe's sizes (7x7 patches, width 64, 3 layers of 4 heads, MLP 128), plain patches by default."""
     options.setdefault("stem", "patch")
-    return vitlib.build_vit(None, image_size=image_size, channels=1, num_classes=10, patch_size=7, hidden_size=64,
-                            depth=3, num_heads=4, mlp_dim=128, **options)
+    return vitlib.build_vit(None, image_size=image_size, channels=1, num_classes=10, patch_size=patch_size,
+                            hidden_size=64, depth=3, num_heads=4, mlp_dim=128, **options)
 
 
 def _strip(row, **keys):
@@ -70,19 +73,22 @@ def resolution_rows(seed):
     return rows
 
 
-DATA_MODELS = {
-    "CNN": lambda seed: distill.small_cnn((28, 28, 1), 10),
-    "ViT": lambda seed: vit(),
-    "ViT, shifted patches": lambda seed: vit(stem="shifted"),
+DATA_MODELS = {  # name -> (build(seed), the image size it is fed)
+    "CNN": (lambda seed: distill.small_cnn((28, 28, 1), 10), 28),
+    "ViT": (lambda seed: vit(), 28),
+    "ViT, shifted patches": (lambda seed: vit(stem="shifted"), 28),
+    "hybrid ViT": (lambda seed: vit(32, 8, stem="conv"), 32),
 }
 
 
-def data_size_rows(seed):
+def data_size_rows(seed, models=tuple(DATA_MODELS)):
     data, rows = datasets.load_dataset("mnist_5k"), []
     for size in SIZES:
         part = experiments.fraction_of(data, size / len(data.y_train), seed)
-        for name, build in DATA_MODELS.items():
-            row, _ = experiments.epoch_run(build, part, seed, 20)
+        for name in models:
+            build, image_size = DATA_MODELS[name]
+            fed = part if image_size == 28 else part.resized(image_size)
+            row, _ = experiments.epoch_run(build, fed, seed, 20)
             rows.append(_strip(row, experiment="data_size", model=name, size=size))
     return rows
 
@@ -100,13 +106,16 @@ def pooling_rows(seed):
 EXPERIMENTS = {"resolution": resolution_rows, "data_size": data_size_rows, "pooling": pooling_rows}
 
 
-def main(names):
+def main(names, models=None):
+    """Run the experiments ``names`` and replace their rows; with ``models`` (data_size only), just those models'."""
     OUT.mkdir(parents=True, exist_ok=True)
     path = OUT / "runs.json"
-    rows = [r for r in (json.loads(path.read_text()) if path.exists() else []) if r["experiment"] not in names]
+    replaced = (lambda r: r["experiment"] in names) if models is None else (
+        lambda r: r["experiment"] in names and r.get("model") in models)
+    rows = [r for r in (json.loads(path.read_text()) if path.exists() else []) if not replaced(r)]
     for name in names:
         for seed in SEEDS:
-            new = EXPERIMENTS[name](seed)
+            new = EXPERIMENTS[name](seed) if models is None else EXPERIMENTS[name](seed, models)
             rows += new
             for r in new:
                 print(json.dumps({k: v for k, v in r.items() if not k.endswith("_curve")}), flush=True)
@@ -114,7 +123,15 @@ def main(names):
 
 
 if __name__ == "__main__":
-    unknown = set(sys.argv[1:]) - set(EXPERIMENTS)
+    args = sys.argv[1:]
+    models = None
+    if "--models" in args:
+        at = args.index("--models")
+        args, models = args[:at], args[at + 1:]
+        if args != ["data_size"] or not models or set(models) - set(DATA_MODELS):
+            sys.exit(f'--models goes with data_size alone and names models of {list(DATA_MODELS)}, e.g. '
+                     f'data_size --models "hybrid ViT"; got {sys.argv[1:]}')
+    unknown = set(args) - set(EXPERIMENTS)
     if unknown:
         sys.exit(f"unknown experiment(s) {sorted(unknown)}: choose from {list(EXPERIMENTS)}")
-    main(sys.argv[1:] or list(EXPERIMENTS))
+    main(args or list(EXPERIMENTS), models)

@@ -75,7 +75,7 @@ def test_a_saved_run_made_again_gives_its_numbers():
     saved = next(r for r in ROWS if r["experiment"] == "data_size" and r["model"] == "ViT" and r["size"] == 250
                  and r["seed"] == 0)
     part = experiments.fraction_of(data, 250 / len(data.y_train), 0)
-    row, _ = experiments.epoch_run(runs.DATA_MODELS["ViT"], part, 0, saved["epochs"])
+    row, _ = experiments.epoch_run(runs.DATA_MODELS["ViT"][0], part, 0, saved["epochs"])
     assert row["train_images"] == saved["train_images"]
     # The same code and seed; another CPU may differ in the last bits, which 20 epochs can grow to a point or two.
     np.testing.assert_allclose(row["val_curve"], saved["val_curve"], atol=0.03)
