@@ -366,25 +366,27 @@ EXERCISES = {
                "centred): what counts is the size of a difference against the spread.")},
         "c", "c: judge a difference against the spread over seeds; here it is smaller than the spread within one arm."),
     "07.rollout_seeds": Choice(
-        "Section 6 printed the share of the class token's rollout on the ink, per seed: trained 58.7, 58.5, 42.9 %; "
-        "shuffled labels 26.8, 51.2, 31.9 %. What do these numbers support?",
+        "Section 6 printed the share of the class token's rollout on the ink, per seed, each seed's models on that "
+        "seed's own test digits: trained 58.7, 58.5, 42.9 %; shuffled labels 26.8, 51.2, 31.9 %. What do these "
+        "numbers support?",
         {"a": ("A clear effect: the trained mean (53.4 %) is 17 points above the shuffled one (36.6 %), far more than "
                "the untrained seeds vary (31.7 to 33.3 %).",
-               "The spread to judge by is that of the arms compared: the shuffled seeds range over 24 points, and one "
-               "(51.2 %) is above a trained seed (42.9 %). The untrained models vary little because nothing moved "
-               "them."),
-         "b": ("Probably an effect on average, though one trained model against one shuffled model need not show it.",
-               "Two shuffled seeds lie below every trained seed, yet one (51.2 %) beats a trained one (42.9 %): with "
-               "arms this spread, only the average over seeds separates them."),
+               "The spread to judge by is that of the arms compared, seed by seed: the trained model leads by 31.9, "
+               "7.3 and 11.0 points, and in seed 1 the shuffled model came within 7 points without any task. Three "
+               "such pairs do not make a clear effect. The untrained models vary little because nothing moved them."),
+         "b": ("Probably an effect: the trained model is ahead in each seed's pair, but three pairs cannot establish it.",
+               "Paired by seed, on the same test digits, the trained model is ahead every time (by 31.9, 7.3 and 11.0 "
+               "points), but by only 7 points in seed 1: with three pairs this is suggestive, not established."),
          "c": ("No effect: single seeds of the two arms overlap, so the means cannot be told apart.",
-               "Overlapping single seeds do not make the means equal: the trained seeds are all above two of the "
-               "three shuffled ones. Overlap says the effect is weak at three seeds, not that it is absent."),
+               "The overlap is across seeds, on different test digits; paired by seed, on the same digits, the "
+               "trained model is ahead in all three. Overlap across seeds says the effect is weak at three seeds, "
+               "not that it is absent."),
          "d": ("An effect of the images, not of learning: the shuffled models too put more than the even share "
                "(34.5 %) on the ink.",
                "The shuffled-label arm is the model trained without a task, and it averages 36.6 %, close to the even "
-               "34.5 %; the trained arm's 53.4 % is well above it on average.")},
-        "b", "b: the trained arm is ahead on average, but the shuffled arm's spread means a single model cannot show "
-        "it."),
+               "34.5 %; the trained arm's 53.4 % is well above it on average, and above it in every seed.")},
+        "b", "b: paired by seed the trained model is ahead in all three seeds, by only 7 points in one, so the effect "
+        "is probable, not established."),
     # 08 · The paper's experiments
     "08.new_positions": Exercise(
         "ViT-B/16 trained at 224x224 is fine-tuned at 480x480. How many rows has its position embedding table "
