@@ -455,7 +455,7 @@ EXERCISES = {
         "d", "d: from scratch, 28x28 is as learnable as 14x14, so the deficit comes from the move, not the images."),
     "08.knn_control": Choice(
         "Section 2's 1-nearest-neighbour classifier on raw pixels scores 81, 86, 89 and 93 % at 250, 500, 1,000 and "
-        "3,600 images: above every trained model at 250 and 500 images, below all three at 3,600. What does this "
+        "3,600 images: above every trained model at 250 and 500 images, below all four at 3,600. What does this "
         "control tell you about the curves?",
         {"a": ("That with little data ViTs and CNNs are worse image classifiers than nearest neighbour, whatever "
                "the training.",
