@@ -9,6 +9,7 @@ run's table before its first step, which the run kept in layout.npz (``epoch_0``
 similarity map at the patch's place (vitlib's ``similarity_snapshots_figure``, as in notebook 07), one colour scale.
 """
 import json
+import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -17,11 +18,24 @@ RUN = "translated_0"
 OUT = ROOT / "docs/images/position_grid.png"
 
 
+def position_table(keras_file):
+    """The position embeddings of a saved vitlib ViT, read from the .keras zip (no model is built)."""
+    import h5py
+
+    with zipfile.ZipFile(keras_file) as archive, archive.open("model.weights.h5") as weights:
+        with h5py.File(weights) as h5:
+            found = []
+            h5.visititems(lambda name, item: found.append(item[()]) if "position_embedding" in name
+                          and isinstance(item, h5py.Dataset) else None)
+    (table,) = found
+    return table
+
+
 def main():
     from vitlib.inspection import analysis, analysis_figures
 
     run = next(r for r in json.loads((MODELS / "MANIFEST.json").read_text())["runs"] if r["folder"] == RUN)
-    trained = analysis.read_position_table(MODELS / RUN / "last.keras")
+    trained = position_table(MODELS / RUN / "last.keras")
     untrained = analysis.read_snapshots(MODELS / RUN / "layout.npz")["epoch_0"]
     grid = (6, 6)  # the recipe's 12x12 canvas in 2x2 patches
     panels = {

@@ -210,13 +210,3 @@ def test_layout_tracker_logs_the_gap_every_epoch_and_keeps_tables_at_its_epochs(
     assert not np.allclose(tables["epoch_0"], tables["epoch_3"])  # the table before training is kept, not the last
     with pytest.raises(FileNotFoundError, match="track_layout=True"):
         analysis.read_snapshots(tmp_path / "nothing.npz")
-
-
-def test_read_position_table_reads_a_saved_vits_table_without_building_it(tmp_path):
-    model = vitlib.build_vit(None, image_size=8, channels=1, num_classes=3, patch_size=2, hidden_size=16, depth=1,
-                             num_heads=2, mlp_dim=16)
-    model.save(tmp_path / "vit.keras")
-    table = analysis.read_position_table(tmp_path / "vit.keras")
-    np.testing.assert_allclose(table, keras.ops.convert_to_numpy(model.get_layer("position_embedding").embeddings))
-    with pytest.raises(FileNotFoundError, match="No saved model at"):
-        analysis.read_position_table(tmp_path / "absent.keras")

@@ -11,7 +11,6 @@
 Attention maps come from ``vitlib.attention_weights(model, images)``: a list of (B, heads, T, T) arrays.
 """
 import os
-import zipfile
 from pathlib import Path
 
 import keras
@@ -119,24 +118,6 @@ def read_snapshots(path, missing_ok=False):
                                 "--track-layout) to write them.")
     with np.load(path) as saved:
         return {name: saved[name] for name in saved.files}
-
-
-def read_position_table(keras_file):
-    """The position embeddings (1, T, D) of a vitlib ViT saved as ``.keras``, read from the file's weights with h5py,
-    without building the model (fast, and the same on every backend)."""
-    import h5py
-
-    path = Path(keras_file)
-    if not path.is_file():
-        raise FileNotFoundError(f"No saved model at {path}: give the path of a .keras file.")
-    with zipfile.ZipFile(path) as archive, archive.open("model.weights.h5") as weights, h5py.File(weights) as h5:
-        found = []
-        h5.visititems(lambda name, item: found.append(item[()]) if "position_embedding" in name
-                      and isinstance(item, h5py.Dataset) else None)
-    if len(found) != 1:
-        raise ValueError(f"{path} holds {len(found)} position tables; expected one, as a vitlib ViT with a learned or "
-                         "fixed table has (pos_embedding='none' has none).")
-    return found[0]
 
 
 def _as_similarity_grid(similarity):
