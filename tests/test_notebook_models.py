@@ -6,10 +6,10 @@ again here) and that they load and compute what they computed for the code that 
 one of them from its command and checks it against the manifest, within the spread
 of the seeds, so that neither the models nor the recipe can drift from each other unnoticed.
 """
+import importlib.util
 import json
 import subprocess
 import sys
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -24,16 +24,12 @@ pytestmark = pytest.mark.tensorflow_only  # trained and measured with TensorFlow
 
 
 def position_table(keras_file):
-    """The position embeddings of a saved vitlib ViT, read with h5py and NumPy from the .keras zip (no Keras)."""
-    import h5py
-
-    with zipfile.ZipFile(keras_file) as archive, archive.open("model.weights.h5") as weights:
-        with h5py.File(weights) as h5:
-            found = []
-            h5.visititems(lambda name, item: found.append(item[()]) if "position_embedding" in name
-                          and isinstance(item, h5py.Dataset) else None)
-    (table,) = found
-    return table
+    """The position embeddings of a saved vitlib ViT, read from the .keras zip without Keras, by the reader the
+    README's figure script uses (scripts/readme_figure.py)."""
+    spec = importlib.util.spec_from_file_location("readme_figure", ROOT / "scripts" / "readme_figure.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    return script.position_table(keras_file)
 
 
 def gap_and_curve(table, grid=(6, 6)):
