@@ -22,7 +22,9 @@ def register_attention(name):
     """Class decorator: make an attention layer available as ``attention=name`` in ``build_vit``, the encoder block
     and ``python -m vitlib.train --attention`` (and Keras-serializable). Its constructor takes ``(num_heads,
     dropout=0.0, **options)`` (``options``: its own, passed as the block's ``attention_options``) and its ``call``
-    accepts ``training`` and ``return_attention_scores``."""
+    accepts ``training`` and ``return_attention_scores``. Token merging (:mod:`vitlib.beyond.tome`) also needs
+    ``bias``, added to the scores (softmax(QKᵀ/√d + bias), proportional attention), and ``return_keys``, the keys it
+    merges by (see :class:`MultiHeadSelfAttention`); it refuses a layer whose ``call`` takes neither."""
     def register(cls):
         ATTENTIONS[name] = keras.saving.register_keras_serializable(package="vitlib")(cls)
         return cls
@@ -30,13 +32,15 @@ def register_attention(name):
     return register
 
 
-def scaled_dot_product_attention(query, key, value, dropout=None, training=None):
-    """softmax(Q Kᵀ / sqrt(d)) V, Eq. 5-6 of the paper's Appendix A. Returns (output, weights).
+def scaled_dot_product_attention(query, key, value, dropout=None, training=None, bias=None):
+    """softmax(Q Kᵀ / sqrt(d) + bias) V, Eq. 5-6 of the paper's Appendix A (no bias there). Returns (output, weights).
 
     query, key, value: (B, T, h, d). output: (B, T, h, d). weights: (B, h, T_query, T_key), each row
-    a probability distribution over the keys.
+    a probability distribution over the keys. bias: None, or added to the scores, broadcast to (B, h, T, T).
     """
     scores = ops.einsum("bqhd,bkhd->bhqk", query, key) / math.sqrt(query.shape[-1])
+    if bias is not None:
+        scores = scores + ops.cast(bias, scores.dtype)
     weights = ops.cast(ops.softmax(ops.cast(scores, "float32"), axis=-1), query.dtype)
     if dropout is not None:
         weights_used = dropout(weights, training=training)
@@ -45,13 +49,13 @@ def scaled_dot_product_attention(query, key, value, dropout=None, training=None)
     return ops.einsum("bhqk,bkhd->bqhd", weights_used, value), weights
 
 
-def fused_attention(query, key, value, dropout=None, training=None):
-    """The same softmax(Q Kᵀ / sqrt(d)) V through ``keras.ops.dot_product_attention`` (flash/cuDNN kernels on GPUs).
-    Returns (output, None): the weights are never materialised, so there is none to return or to drop."""
-    return ops.dot_product_attention(query, key, value), None
+def fused_attention(query, key, value, dropout=None, training=None, bias=None):
+    """The same softmax(Q Kᵀ / sqrt(d) + bias) V through ``keras.ops.dot_product_attention`` (flash/cuDNN kernels on
+    GPUs). Returns (output, None): the weights are never materialised, so there is none to return or to drop."""
+    return ops.dot_product_attention(query, key, value, bias=bias), None
 
 
-# name -> function (query, key, value, dropout, training) -> (output, weights or None); "auto" picks one per call
+# name -> function (query, key, value, dropout, training, bias) -> (output, weights or None); "auto" picks one per call
 ATTENTION_IMPLS = {"auto": None, "explicit": scaled_dot_product_attention, "fused": fused_attention}
 
 # Position schemes that act inside attention, on the queries and keys of every layer, instead of adding E_pos to the
@@ -69,9 +73,15 @@ class MultiHeadSelfAttention(layers.Layer):
 
     attention_impl: ``"explicit"`` computes the weights as written above; ``"fused"`` calls
     ``keras.ops.dot_product_attention`` (flash/cuDNN kernels on GPUs); ``"auto"`` uses the fused path
-    unless attention dropout is on. Asking for the weights always takes the explicit path.
+    unless attention dropout is on or a bias is given (flash kernels take none). Asking for the weights always takes
+    the explicit path.
     position: a scheme of ``ATTENTION_POSITIONS`` applied to the queries and keys, for tokens laid out as
     ``num_prefix_tokens`` + a ``grid_size`` grid of patches.
+
+    ``call(x, training=None, return_attention_scores=False, bias=None, return_keys=False)``: ``bias`` is added to the
+    scores, softmax(QKᵀ/√d + bias), broadcast to (B, h, T, T): token merging's log of each token's size
+    (proportional attention); ``return_keys`` also returns the keys K (B, T, h, d), what token merging compares.
+    Returns y, or a tuple of y, then the weights, then the keys, as asked.
     """
 
     def __init__(self, num_heads, dropout=0.0, attention_impl="auto", position="none", grid_size=None,
@@ -102,17 +112,19 @@ class MultiHeadSelfAttention(layers.Layer):
     def _split_heads(self, x, tokens):
         return ops.reshape(x, (-1, tokens, self.num_heads, self.head_dim))  # (B, T, h, d)
 
-    def call(self, x, training=None, return_attention_scores=False):
+    def call(self, x, training=None, return_attention_scores=False, bias=None, return_keys=False):
         tokens, width = x.shape[1], x.shape[2]
         q, k, v = (self._split_heads(f(x), tokens) for f in (self.query, self.key, self.value))
         if ATTENTION_POSITIONS[self.position] is not None:
             q, k = ATTENTION_POSITIONS[self.position](q, k, self.grid_size, self.num_prefix_tokens)
         impl = self.attention_impl
         if impl == "auto" or return_attention_scores:  # weights asked for, or dropped: they must be computed
-            impl = "explicit" if return_attention_scores or self.dropout_rate > 0 else "fused"
-        y, weights = ATTENTION_IMPLS[impl](q, k, v, self.dropout, training)
+            explicit = return_attention_scores or self.dropout_rate > 0 or bias is not None
+            impl = "explicit" if explicit else "fused"
+        y, weights = ATTENTION_IMPLS[impl](q, k, v, self.dropout, training, bias)
         y = self.out(ops.reshape(y, (-1, tokens, width)))
-        return (y, weights) if return_attention_scores else y
+        extra = ([weights] if return_attention_scores else []) + ([k] if return_keys else [])
+        return (y, *extra) if extra else y
 
     def compute_output_shape(self, input_shape):
         return input_shape

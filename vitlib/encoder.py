@@ -86,6 +86,12 @@ class EncoderBlock(layers.Layer):
     ``attention``: the name of an attention layer in ``vitlib.attention.ATTENTIONS`` (default ``"mhsa"``, multi-head
     self-attention), built as ``ATTENTIONS[attention](num_heads, dropout=attention_dropout, **attention_options)``:
     ``attention_options`` are that layer's own (for ``"mhsa"``: ``attention_impl``, ``position``, ...).
+
+    ``call(x, training=None, return_attention_scores=False, reduce=None)``: ``reduce`` changes the tokens between
+    attention and the MLP, where token merging works (Bolya et al. 2023, :mod:`vitlib.beyond.tome`):
+    ``reduce.attention_bias()`` is added to the attention scores, then ``reduce(x, keys)`` gives the tokens Eq. 3 gets,
+    from Eq. 2's output and the attention's keys (B, T, h, d). So token merging runs the block's own attention layer,
+    which must take ``bias`` and ``return_keys`` for it.
     """
 
     def __init__(self, num_heads, mlp_dim, *, dropout=0.0, attention_dropout=0.0, drop_path=0.0, attention="mhsa",
@@ -112,14 +118,17 @@ class EncoderBlock(layers.Layer):
         for layer in (self.norm1, self.attention, self.norm2, self.mlp):
             layer.build(input_shape)
 
-    def call(self, x, training=None, return_attention_scores=False):
-        if return_attention_scores:
-            y, weights = self.attention(self.norm1(x), training=training, return_attention_scores=True)
-        else:
-            y, weights = self.attention(self.norm1(x), training=training), None
+    def call(self, x, training=None, return_attention_scores=False, reduce=None):
+        options = {"return_attention_scores": True} if return_attention_scores else {}
+        if reduce is not None:
+            options.update(bias=reduce.attention_bias(), return_keys=True)
+        out = self.attention(self.norm1(x), training=training, **options)
+        y, *extra = out if options else (out,)  # y, then the weights and the keys, as asked
         x = x + self.drop_branch(self.attention_out_dropout(y, training=training), training=training)  # Eq. 2
+        if reduce is not None:
+            x = reduce(x, extra[-1])
         x = x + self.drop_branch(self.mlp(self.norm2(x), training=training), training=training)  # Eq. 3
-        return (x, weights) if return_attention_scores else x
+        return (x, extra[0]) if return_attention_scores else x
 
     def compute_output_shape(self, input_shape):
         return input_shape
