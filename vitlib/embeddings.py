@@ -81,6 +81,10 @@ class PositionEmbedding(layers.Layer):
     kind: ``"learned"`` (trainable, normal init with std 0.02 as in the paper), ``"sincos1d"``,
     ``"sincos2d"`` (fixed tables) or ``"none"``. Fixed tables give the class token a zero vector, since
     it has no place in the image. ``embeddings`` is always the full (1, T, D) table in use.
+
+    ``call(tokens, grid=None, keep=None)``: ``grid``, tokens of another patch grid (FlexiViT's patch sizes), get
+    :meth:`table` for that grid; ``keep`` (B, K), patch indices, says which patches the tokens after the prefix are
+    (the masked autoencoder's visible ones): each gets its own row of the table.
     """
 
     def __init__(self, kind, grid_size, num_prefix_tokens=1, **kwargs):
@@ -114,10 +118,32 @@ class PositionEmbedding(layers.Layer):
             shape=(1, expected, dim), initializer=init, trainable=kind.learned, name="embeddings"
         )
 
-    def call(self, tokens):
+    def table(self, grid=None):
+        """E_pos for a ``grid`` of patches (default: its own), (1, prefix + rows·cols, D), or None for ``"none"``. For
+        another grid a learned table is interpolated bilinearly (Sec. 3.2) inside the forward pass, so that gradients
+        reach the trained table, and a fixed one is computed for that grid; the class token's row stays as it is."""
         if self.embeddings is None:
+            return None
+        grid = self.grid_size if grid is None else _checks.int_pair("grid", grid)
+        if grid == self.grid_size:
+            return self.embeddings
+        prefix, kind = self.num_prefix_tokens, POSITION_EMBEDDINGS[self.kind]
+        if kind.learned:
+            part = _resize_grid(self.embeddings[:, prefix:], self.grid_size, grid, "bilinear")
+        else:
+            part = kind.fixed(grid, self.embeddings.shape[-1])[None]
+        return ops.concatenate([self.embeddings[:, :prefix], ops.cast(part, self.embeddings.dtype)], axis=1)
+
+    def call(self, tokens, grid=None, keep=None):
+        table = self.table(grid)
+        if table is None:
             return tokens
-        return tokens + ops.cast(self.embeddings, tokens.dtype)
+        if keep is not None:  # the prefix rows, then each image's own patches' rows
+            prefix = self.num_prefix_tokens
+            rows = ops.take(table[0, prefix:], keep, axis=0)  # (B, K, D)
+            front = ops.broadcast_to(table[:, :prefix], (ops.shape(keep)[0], prefix, table.shape[-1]))
+            table = ops.concatenate([front, rows], axis=1)
+        return tokens + ops.cast(table, tokens.dtype)
 
     def compute_output_shape(self, input_shape):
         return input_shape
@@ -163,8 +189,17 @@ def resize_position_embeddings(embeddings, new_grid, *, old_grid=None, num_prefi
             f"(after {num_prefix_tokens} prefix tokens). Check old_grid and num_prefix_tokens."
         )
     _checks.choice("interpolation", interpolation, tuple(k for k, v in POSITION_RESIZES.items() if v is not None))
-    grid = grid.reshape(1, *old_grid, dim)
     if old_grid != new_grid:
-        grid = ops.convert_to_numpy(ops.image.resize(grid, new_grid, interpolation=interpolation, antialias=False))
+        grid = ops.convert_to_numpy(_resize_grid(grid, old_grid, new_grid, interpolation))
     out = np.concatenate([prefix, grid.reshape(1, -1, dim)], axis=1).astype(table.dtype)
     return out[0] if squeeze else out
+
+
+def _resize_grid(grid, old_grid, new_grid, interpolation):
+    """The patch rows of a position table, (1, rows·cols, D), resized to ``new_grid`` as an image with D channels (no
+    antialiasing): (1, rows'·cols', D). The one resize of E_pos, for a copy at a new resolution and for FlexiViT's
+    views alike."""
+    dim = grid.shape[-1]
+    image = ops.reshape(grid, (1, *old_grid, dim))
+    resized = ops.image.resize(image, new_grid, interpolation=interpolation, antialias=False)
+    return ops.reshape(resized, (1, new_grid[0] * new_grid[1], dim))

@@ -51,6 +51,12 @@ class TokenStem(layers.Layer):
         self.hidden_size = _checks.positive_int("hidden_size", hidden_size)
         self.patch_size = _checks.patch_size(patch_size)
 
+    def patch_kernel(self):
+        """E of x_p E as a (P, P, C, D) kernel when the stem is one linear map of each patch alone, else None (a CNN
+        or shifted patches see beyond their patch). What FlexiViT resizes to another patch size, and why the masked
+        autoencoder can hide a patch by leaving out its token."""
+        return None
+
     def compute_output_shape(self, input_shape):
         rows, cols = patch_grid(_checks.image_shape(input_shape)[:2], self.patch_size)
         return (input_shape[0], rows * cols, self.hidden_size)
@@ -66,6 +72,9 @@ class PatchEmbedding(TokenStem):
     ``mode="conv"`` uses a Conv2D with kernel size = stride = P (fast, as in the paper's code);
     ``mode="linear"`` flattens patches and applies a Dense layer (as in the paper's text). They are the
     same function: the Conv2D kernel (P, P, C, D) is the Dense kernel (P·P·C, D) reshaped.
+
+    ``call(images, kernel=None)``: ``kernel``, another E of shape (P*, P*, C, D), embeds P*×P* patches with it and
+    this layer's bias (FlexiViT's resized kernel): N = (H/P*)·(W/P*) tokens.
     """
 
     def __init__(self, hidden_size, patch_size, mode="conv", **kwargs):
@@ -85,11 +94,21 @@ class PatchEmbedding(TokenStem):
         else:
             self.projection.build((input_shape[0], None, self.patch_size**2 * c))
 
-    def call(self, images):
+    def call(self, images, kernel=None):
+        if kernel is not None:
+            size = kernel.shape[0]
+            rows, cols = patch_grid(_checks.image_shape(images.shape)[:2], size)
+            x = ops.conv(images, ops.cast(kernel, images.dtype), strides=size, padding="valid")  # (B, rows, cols, D)
+            return ops.reshape(x, (-1, rows * cols, self.hidden_size)) + ops.cast(self.projection.bias, x.dtype)
         if self.mode == "conv":
             x = self.projection(images)  # (B, rows, cols, D)
             return ops.reshape(x, (-1, self.grid_size[0] * self.grid_size[1], self.hidden_size))
         return self.projection(self.patches(images))  # (B, N, P·P·C) -> (B, N, D)
+
+    def patch_kernel(self):
+        kernel = self.projection.kernel
+        return kernel if self.mode == "conv" else ops.reshape(kernel, (self.patch_size, self.patch_size, -1,
+                                                                       self.hidden_size))
 
     def get_config(self):
         return {**super().get_config(), "mode": self.mode}
