@@ -2,8 +2,12 @@
 
     images -> patch embedding (+ class token) + position embeddings -> L encoder blocks
            -> LayerNorm -> pool (class token or mean of patch tokens) -> linear head -> logits
+
+in three stages that a ViT exposes and the extensions after the paper build on (:class:`ViTStages`): ``embed``
+(Eq. 1), ``encode`` (Eq. 2-3 and the final LayerNorm) and ``head`` (Eq. 4 and the classifier).
 """
 import dataclasses
+import functools
 import inspect
 import re
 import typing
@@ -173,32 +177,196 @@ class TokenPool(layers.Layer):
         return {**super().get_config(), "mode": self.mode}
 
 
+class EmbeddingStage:
+    """Eq. 1 in pieces,
+
+        z0 = [x_class; x_p^1 E; ...; x_p^N E] + E_pos,
+
+    over three layers its owner holds: ``stem`` (x_p E), ``class_token`` (x_class, None when the pool reads none) and
+    ``position_embedding`` (E_pos). The ViT and FlexiViT's embedding at another patch size
+    (:class:`vitlib.beyond.flexivit.ResizedEmbedding`) both run it, so Eq. 1 is written once; the masked autoencoder
+    asks it for the visible patches only."""
+
+    def patch_tokens(self, images, training=None, kernel=None):
+        """x_p E for every patch: images (B, H, W, C) -> (B, N, D). ``kernel``: another E, (P*, P*, C, D), for P*×P*
+        patches (FlexiViT's resized kernel), for a stem that is one linear map of each patch (``stem="patch"``)."""
+        if kernel is None:
+            return self.stem(images, training=training)
+        if self.stem.patch_kernel() is None:
+            raise ValueError(f"The stem {self.stem.name!r} is not one linear map E of each patch, so it cannot embed "
+                             "patches with another kernel: build the ViT with stem='patch'.")
+        return self.stem(images, training=training, kernel=kernel)
+
+    def prepend_class_token(self, tokens):
+        """[x_class; tokens]: (B, K, D) -> (B, 1 + K, D) when the pool reads a class token (``POOLS``), else the
+        tokens as they are."""
+        return tokens if self.class_token is None else self.class_token(tokens)
+
+    def add_positions(self, tokens, grid=None, keep=None):
+        """+ E_pos, for tokens laid out as the prefix (the class token), then patches: those of the ViT's own grid;
+        of another ``grid`` (rows, cols), with the table resized to it (FlexiViT); or, with ``keep`` (B, K), the
+        patches at those indices of the grid, each with its own row (the masked autoencoder's visible ones)."""
+        return self.position_embedding(tokens, grid=grid, keep=keep)
+
+    def z0(self, images, training=None, kernel=None, keep=None):
+        """z0 of Eq. 1: images (B, H, W, C) -> (B, prefix + N, D); with ``kernel``, the patches of its size (see
+        :meth:`patch_tokens`); with ``keep`` (B, K), only the patches at those indices: (B, prefix + K, D)."""
+        x = self.patch_tokens(images, training, kernel)
+        if keep is not None:
+            x = ops.take_along_axis(x, keep[..., None], axis=1)  # (B, K, D)
+        grid = None if kernel is None else patch_grid(tuple(images.shape[1:3]), kernel.shape[0])
+        return self.add_positions(self.prepend_class_token(x), grid=grid, keep=keep)
+
+
+class ViTStages(EmbeddingStage):
+    """The forward pass of a ViT in the paper's steps, as timm's ``forward_features`` / ``forward_head``:
+
+        logits = vit.head(vit.encode(vit.embed(images)))          # the same numbers as vit(images)
+
+    over the layers its owner holds (those of :class:`EmbeddingStage`, ``embedding_dropout``, ``blocks``,
+    ``encoder_norm``, ``pool`` and ``classifier``). An extension replaces one stage and reuses the others."""
+
+    def embed(self, images, training=None, kernel=None, keep=None):
+        """Eq. 1, then the embedding dropout: images (B, H, W, C) -> z0 (B, prefix + N, D). ``kernel`` and ``keep``:
+        another patch size, or some patches only (:meth:`z0`)."""
+        tokens = self.z0(images, training, kernel, keep)  # before the dropout is reached: the order _Layers makes them
+        return self.embedding_dropout(tokens, training=training)
+
+    def encode(self, tokens, training=None, return_attention=False, return_tokens=False, reduce=None):
+        """Eq. 2-3 over the L encoder blocks, then the final LayerNorm: z0 (B, T, D) -> LN(z_L), the tokens Eq. 4
+        pools. With ``return_attention`` or ``return_tokens`` returns ``(tokens, intermediates)``, a dict with each
+        block's attention weights (``"attention"``: L arrays (B, heads, T, T)) and its output z_l (``"tokens"``: L
+        arrays (B, T, D), before the final LayerNorm), as asked. ``reduce``: changes the tokens in every block between
+        attention and the MLP (token merging; :class:`vitlib.encoder.EncoderBlock`), so T may fall block by block."""
+        x, found = tokens, {"attention": [], "tokens": []}
+        options = {} if reduce is None else {"reduce": reduce}
+        for block in self.blocks:
+            if return_attention:
+                x, weights = block(x, training=training, return_attention_scores=True, **options)
+                found["attention"].append(weights)
+            else:
+                x = block(x, training=training, **options)
+            found["tokens"].append(x)
+        asked = {"attention": return_attention, "tokens": return_tokens}
+        intermediates = {key: value for key, value in found.items() if asked[key]}
+        x = self.encoder_norm(x)
+        return (x, intermediates) if intermediates else x
+
+    def head(self, tokens):
+        """Eq. 4 and the classifier: the pool (``POOLS``: the class token's state, or the mean of the tokens), then
+        the linear head: (B, T, D) -> logits (B, num_classes)."""
+        pooled = self.pool(tokens)  # before the classifier is reached: the order _Layers makes them
+        return self.classifier(pooled)
+
+
+class _Layers(ViTStages):
+    """A ViT's layers while its constructor runs the stages on a symbolic input, making the functional graph. Each is
+    made where the forward pass first reaches it, in the order the model always made them: a Keras layer draws its
+    initialisers' seeds when it is made, so that a seed still gives the same initial weights."""
+
+    def __init__(self, config):
+        self.config, self._blocks = config, []
+
+    @functools.cached_property
+    def stem(self):
+        stem = STEMS[self.config.stem]
+        return stem(self.config.hidden_size, self.config.patch_size, name=layer_name(stem))
+
+    @functools.cached_property
+    def class_token(self):
+        return ClassToken(name="class_token") if self.config.num_prefix_tokens else None
+
+    @functools.cached_property
+    def position_embedding(self):
+        c = self.config
+        return PositionEmbedding(c.pos_embedding, c.grid_size, c.num_prefix_tokens, name="position_embedding")
+
+    @functools.cached_property
+    def embedding_dropout(self):
+        return layers.Dropout(self.config.dropout, name="embedding_dropout")
+
+    @property
+    def blocks(self):
+        c = self.config
+        for i in range(c.depth):
+            if i == len(self._blocks):
+                self._blocks.append(EncoderBlock(
+                    c.num_heads, c.mlp_dim, dropout=c.dropout, attention_dropout=c.attention_dropout,
+                    drop_path=c.drop_path * i / max(c.depth - 1, 1),  # growing linearly with depth, as in DeiT
+                    attention=c.attention, attention_options=attention_options(c), name=f"encoder_block_{i}"))
+            yield self._blocks[i]
+
+    @functools.cached_property
+    def encoder_norm(self):
+        return LayerNorm(name="encoder_norm")
+
+    @functools.cached_property
+    def pool(self):
+        return TokenPool(self.config.pool, name="pool")
+
+    @functools.cached_property
+    def classifier(self):
+        c = self.config  # zero-initialised, as in the paper's code
+        return layers.Dense(c.num_classes, kernel_initializer="zeros", activation=c.classifier_activation,
+                            dtype="float32", name="head")
+
+
 @keras.saving.register_keras_serializable(package="vitlib")
-class VisionTransformer(keras.Model):
-    """A functional Keras model built from a :class:`ViTConfig`; ``model.config`` holds it."""
+class VisionTransformer(ViTStages, keras.Model):
+    """A functional Keras model built from a :class:`ViTConfig`; ``model.config`` holds it.
+
+    Its forward pass is the stages of :class:`ViTStages` run on its own layers: ``model.embed(images)`` (Eq. 1),
+    ``model.encode(tokens)`` (Eq. 2-3 and the final LayerNorm) and ``model.head(tokens)`` (Eq. 4 and the classifier)
+    give ``model(images)``'s numbers. Its parts, by the paper's names: ``stem``, ``class_token`` (None without one),
+    ``position_embedding``, ``embedding_dropout``, ``blocks``, ``encoder_norm``, ``pool`` and ``classifier`` (the
+    layer named ``"head"``)."""
 
     def __init__(self, config, name=None, **kwargs):
         if isinstance(config, dict):
             config = ViTConfig(**config)
-        c = config
-        images = keras.Input((*c.image_size, c.channels), name="images")
-        stem = STEMS[c.stem]
-        x = stem(c.hidden_size, c.patch_size, name=layer_name(stem))(images)  # (B, N, D)
-        if c.num_prefix_tokens:
-            x = ClassToken(name="class_token")(x)  # (B, 1 + N, D)
-        x = PositionEmbedding(c.pos_embedding, c.grid_size, c.num_prefix_tokens, name="position_embedding")(x)
-        x = layers.Dropout(c.dropout, name="embedding_dropout")(x)
-        for i in range(c.depth):
-            x = EncoderBlock(c.num_heads, c.mlp_dim, dropout=c.dropout, attention_dropout=c.attention_dropout,
-                             drop_path=c.drop_path * i / max(c.depth - 1, 1),  # growing linearly with depth, as in DeiT
-                             attention=c.attention, attention_options=attention_options(c), name=f"encoder_block_{i}")(x)
-        x = LayerNorm(name="encoder_norm")(x)
-        x = TokenPool(c.pool, name="pool")(x)  # (B, D)
-        logits = layers.Dense(c.num_classes, kernel_initializer="zeros", activation=c.classifier_activation,
-                              dtype="float32", name="head")(x)  # zero-initialised head, as in the paper's code
-        name = name or "vit_" + re.sub(r"\W", "_", c.variant or "custom")
+        images = keras.Input((*config.image_size, config.channels), name="images")
+        parts = _Layers(config)
+        logits = parts.head(parts.encode(parts.embed(images)))
+        name = name or "vit_" + re.sub(r"\W", "_", config.variant or "custom")
         super().__init__(inputs=images, outputs=logits, name=name, **kwargs)
-        self.config = c
+        self.config = config
+
+    @property
+    def stem(self):
+        return self.get_layer(layer_name(STEMS[self.config.stem]))
+
+    @property
+    def class_token(self):
+        return self.get_layer("class_token") if self.config.num_prefix_tokens else None
+
+    @property
+    def position_embedding(self):
+        return self.get_layer("position_embedding")
+
+    @property
+    def embedding_dropout(self):
+        return self.get_layer("embedding_dropout")
+
+    @property
+    def blocks(self):
+        return [self.get_layer(f"encoder_block_{i}") for i in range(self.config.depth)]
+
+    @property
+    def encoder_norm(self):
+        return self.get_layer("encoder_norm")
+
+    @property
+    def pool(self):
+        return self.get_layer("pool")
+
+    @property
+    def classifier(self):
+        return self.get_layer("head")
+
+    def embed(self, images, training=None, kernel=None, keep=None):
+        """:meth:`ViTStages.embed`, the images first checked against the model's input."""
+        _check_model_input(self, images)
+        return super().embed(images, training, kernel, keep)
 
     def __call__(self, images, *args, **kwargs):
         _check_model_input(self, images)
@@ -247,20 +415,12 @@ def encoder_blocks(model):
 
 
 def attention_weights(model, images, training=False):
-    """Every layer's attention weights for a batch: a list of L arrays (B, heads, T, T) (NumPy).
-
-    Runs the model up to the first encoder block, then each block asking for its weights; the final
-    tokens equal those of the model's own forward pass.
-    """
-    blocks = encoder_blocks(model)
-    _check_model_input(model, images)
-    embed = keras.Model(model.inputs[0], blocks[0].input)
-    x = embed(images, training=training)
-    maps = []
-    for block in blocks:
-        x, weights = block(x, training=training, return_attention_scores=True)
-        maps.append(ops.convert_to_numpy(weights))
-    return maps
+    """Every layer's attention weights for a batch: a list of L arrays (B, heads, T, T) (NumPy), from the encode
+    stage run on the model's own embedding, so every block sees the tokens of the model's forward pass."""
+    if not isinstance(model, VisionTransformer):
+        raise ValueError(f"Model {model.name!r} is not a vitlib ViT; build it with vitlib.build_vit.")
+    _, found = model.encode(model.embed(images, training=training), training=training, return_attention=True)
+    return [ops.convert_to_numpy(weights) for weights in found["attention"]]
 
 
 def _check_model_input(model, images):
