@@ -9,7 +9,7 @@ import pytest
 
 import vitlib
 from vitlib import attention, embeddings, encoder, model, stems
-from vitlib.beyond import flexivit, tome
+from vitlib.beyond import flexivit
 
 IMAGES = np.random.default_rng(0).random((2, 8, 8, 3)).astype("float32")
 TOKENS = np.random.default_rng(1).normal(size=(2, 5, 16)).astype("float32")  # 1 class token + a 2x2 grid
@@ -33,8 +33,6 @@ CASES = {  # id -> (layer factory, input)
     **{f"flexivit_embedding_at_{p}": (lambda p=p: flexivit.ResizedEmbedding(  # a 4x4-patch stem run at patch p
         vitlib.PatchEmbedding(16, 4), vitlib.ClassToken(), vitlib.PositionEmbedding("learned", (2, 2), 1),
         p, (8 // p, 8 // p)), IMAGES) for p in (2, 4, 8)},
-    **{f"tome_merge_r{r}": (lambda r=r: tome.ReducedEncoder([vitlib.EncoderBlock(4, 32) for _ in range(2)], r),
-                            TOKENS) for r in (0, 1)},
 }
 
 

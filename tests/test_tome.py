@@ -8,9 +8,9 @@ import vitlib
 from vitlib.beyond import tome
 
 
-def tiny_vit(pool="token", depth=3, patch_size=2):
+def tiny_vit(pool="token", depth=3, patch_size=2, attention="mhsa"):
     return vitlib.build_vit(None, image_size=12, channels=1, num_classes=4, patch_size=patch_size, hidden_size=16,
-                            depth=depth, num_heads=2, mlp_dim=32, pool=pool)
+                            depth=depth, num_heads=2, mlp_dim=32, pool=pool, attention=attention)
 
 
 def numpy(x):
@@ -27,22 +27,44 @@ def test_r_0_reproduces_the_models_logits_exactly(pool, rng):
 
 
 @pytest.mark.backend_neutral
-def test_proportional_attention_with_sizes_of_one_is_the_blocks_attention(rng):
-    block = tome.encoder_blocks(tiny_vit())[0]
+def test_sizes_of_one_leave_the_blocks_attention_as_it_is_and_the_keys_are_its_own(rng):
+    attention = tiny_vit().blocks[0].attention
     x = rng.normal(size=(2, 9, 16)).astype("float32")
-    y, metric = tome.attention_with_sizes(block.attention, x, np.ones((2, 9, 1), "float32"))
-    np.testing.assert_allclose(numpy(y), numpy(block.attention(x)), atol=1e-5)
-    assert tuple(metric.shape) == (2, 9, 8)  # the keys, averaged over the 2 heads of width 8
+    y, keys = attention(x, bias=np.zeros((2, 1, 1, 9), "float32"), return_keys=True)  # log 1 = 0
+    np.testing.assert_allclose(numpy(y), numpy(attention(x)), atol=1e-5)
+    np.testing.assert_allclose(numpy(keys), numpy(attention.key(x)).reshape(2, 9, 2, 8), atol=1e-6)  # (B, T, h, d)
 
 
 @pytest.mark.backend_neutral
 def test_a_token_of_size_s_counts_as_s_equal_keys(rng):
-    # Attention over [a, b] with b of size 3 equals plain attention over [a, b, b, b] for the query a.
-    block = tome.encoder_blocks(tiny_vit())[0]
+    # Proportional attention over [a, b] with b of size 3 equals plain attention over [a, b, b, b] for the query a.
+    attention = tiny_vit().blocks[0].attention
     a, b = rng.normal(size=(2, 16)).astype("float32")
-    merged, _ = tome.attention_with_sizes(block.attention, np.stack([a, b])[None], np.array([[[1.0], [3.0]]], "float32"))
-    plain = block.attention(np.stack([a, b, b, b])[None])
+    sizes = np.array([1.0, 3.0], "float32")
+    merged = attention(np.stack([a, b])[None], bias=np.log(sizes)[None, None, None])
+    plain = attention(np.stack([a, b, b, b])[None])
     np.testing.assert_allclose(numpy(merged)[0, 0], numpy(plain)[0, 0], atol=1e-5)
+
+
+class DoubledAttention(vitlib.MultiHeadSelfAttention):
+    """Multi-head self-attention with its output doubled: another attention layer, as a user might register one."""
+
+    def call(self, x, training=None, return_attention_scores=False, bias=None, return_keys=False):
+        out = super().call(x, training, return_attention_scores, bias, return_keys)
+        return (2 * out[0], *out[1:]) if isinstance(out, tuple) else 2 * out
+
+
+@pytest.mark.backend_neutral
+def test_token_merging_runs_the_blocks_own_attention_layer(rng, monkeypatch):
+    monkeypatch.setitem(vitlib.ATTENTIONS, "doubled", DoubledAttention)
+    plain, doubled = tiny_vit(depth=2), tiny_vit(depth=2, attention="doubled")
+    for w in plain.weights:
+        w.assign(rng.normal(0, 0.3, w.shape).astype(w.dtype))
+    doubled.set_weights(plain.get_weights())
+    images = rng.uniform(size=(2, 12, 12, 1)).astype("float32")
+    merged = {name: numpy(tome.with_token_reduction(m, 4)(images)) for name, m in (("plain", plain), ("doubled", doubled))}
+    assert np.abs(merged["plain"] - merged["doubled"]).max() > 1e-3  # the registered layer ran, not a copy of MHSA
+    np.testing.assert_array_equal(numpy(tome.with_token_reduction(doubled, 0)(images)), numpy(doubled(images)))
 
 
 @pytest.mark.backend_neutral
@@ -109,3 +131,16 @@ def test_wrong_uses_of_token_reduction_say_what_to_do():
         tome.with_token_reduction(tiny_vit(), 2, "prune")
     with pytest.raises(ValueError, match="vitlib ViT"):
         tome.with_token_reduction(keras.Sequential([keras.layers.Dense(2)]), 2)
+
+
+@pytest.mark.backend_neutral
+def test_a_saved_token_reduced_vit_loads_with_the_same_logits(tmp_path, rng):
+    model = tiny_vit(depth=2)
+    images = rng.uniform(size=(2, 12, 12, 1)).astype("float32")
+    for w in model.weights:
+        w.assign(rng.normal(0, 0.3, w.shape).astype(w.dtype))
+    reduced = tome.with_token_reduction(model, 4)
+    reduced.save(tmp_path / "reduced.keras")
+    loaded = keras.saving.load_model(tmp_path / "reduced.keras")
+    assert isinstance(loaded, tome.ReducedViT) and (loaded.r, loaded.method) == (4, "merge")
+    np.testing.assert_allclose(numpy(loaded(images)), numpy(reduced(images)), atol=1e-6)

@@ -15,15 +15,16 @@ The control, ``method="drop"``: remove the same number of tokens at random, in t
 
     fast = with_token_reduction(model, r=4)         # then fast(images) or fast.predict(images)
 """
+import inspect
 import math
 import numbers
 
 import keras
 import numpy as np
-from keras import layers, ops
+from keras import ops
 
 from vitlib import _checks
-from vitlib.model import VisionTransformer, encoder_blocks
+from vitlib.model import VisionTransformer
 
 
 def _flat(index, tokens):
@@ -92,125 +93,119 @@ def drop_tokens(x, size, r, random, class_token=True, source=None):
     return out if source is None else (*out, _gather(source, keep))
 
 
-def attention_with_sizes(attention, x, size):
-    """Multi-head self-attention with proportional attention (Eq. 1 of Bolya et al.): softmax(QKᵀ/√d + log s) V.
-    ``attention``: a block's :class:`vitlib.MultiHeadSelfAttention` (its weights); returns (output, keys averaged
-    over heads (B, T, d), the merge metric)."""
-    heads, width = attention.num_heads, x.shape[-1]
-    split = lambda t: ops.reshape(t, (-1, x.shape[1], heads, width // heads))  # (B, T, h, d)
-    q, k, v = split(attention.query(x)), split(attention.key(x)), split(attention.value(x))
-    scores = ops.einsum("bqhd,bkhd->bhqk", q, k) / math.sqrt(width // heads)
-    scores = scores + ops.log(size)[:, None, None, :, 0]  # a token of s patches counts s times
-    weights = ops.softmax(scores, axis=-1)
-    y = ops.reshape(ops.einsum("bhqk,bkhd->bqhd", weights, v), (-1, x.shape[1], width))
-    return attention.out(y), ops.mean(k, axis=2)
-
-
 # name -> what a block does to r tokens between attention and the MLP
 TOKEN_REDUCTIONS = ("merge", "drop")
 
 
-@keras.saving.register_keras_serializable(package="vitlib")
-class ReducedEncoder(layers.Layer):
-    """A ViT's encoder blocks with r tokens removed in each, between attention and the MLP: (B, T, D) ->
-    (B, T - L·r, D), or ``[tokens, sizes (B, T', 1), sources (B, T', N)]`` with ``return_sources``. ``method``:
-    ``"merge"`` (ToMe: bipartite soft matching, size-weighted means, proportional attention) or ``"drop"`` (the
-    control: r tokens removed at random). With r = 0 the blocks run as they are."""
-
-    def __init__(self, blocks, r, method="merge", class_token=True, seed=None, return_sources=False, **kwargs):
-        super().__init__(**kwargs)
-        self.blocks = list(blocks)
-        if isinstance(r, bool) or not isinstance(r, numbers.Integral) or r < 0:
-            raise ValueError(f"r must be a whole number of tokens to remove per block, 0 or more, got {r!r}.")
-        self.r = int(r)
-        self.method = _checks.choice("token reduction", method, TOKEN_REDUCTIONS)
-        self.class_token, self.seed, self.return_sources = bool(class_token), seed, bool(return_sources)
-        self.seed_generator = keras.random.SeedGenerator(seed)
-
-    def build(self, input_shape):  # the blocks come built from a trained ViT; from a config, build them here
-        for block in self.blocks:
-            if not block.built:
-                block.build(input_shape)
-
-    def removed(self, tokens):
-        """Tokens removed by each block, for ``tokens`` tokens in: r, or fewer once too few are left (as in ToMe: at
-        most half of the tokens that may merge)."""
-        out = []
-        for _ in self.blocks:
-            r = min(self.r, (tokens - self.class_token) // 2)
-            out.append(r)
-            tokens -= r
-        return out
-
-    def call(self, x, training=None):
-        tokens = x.shape[1]
-        size = ops.ones_like(x[..., :1])  # (B, T, 1): every token holds one patch
-        first = int(self.class_token)
-        source = None
-        if self.return_sources:  # (B, T, N): token t holds patch n; the class token holds none
-            eye = np.concatenate([np.zeros((first, tokens - first)), np.eye(tokens - first)]).astype("float32")
-            source = ops.broadcast_to(ops.cast(eye, x.dtype), (ops.shape(x)[0], tokens, tokens - first))
-        for block, r in zip(self.blocks, self.removed(tokens)):
-            if self.r == 0:
-                x = block(x, training=training)  # the model itself, op for op
-                continue
-            y, metric = attention_with_sizes(block.attention, block.norm1(x), size)
-            x = x + y  # Eq. 2
-            if r and self.method == "merge":
-                x, size, *rest = merge_tokens(x, size, metric, r, self.class_token, source)
-            elif r:
-                random = keras.random.uniform((ops.shape(x)[0], x.shape[1] - first), seed=self.seed_generator)
-                x, size, *rest = drop_tokens(x, size, r, random, self.class_token, source)
-            else:
-                rest = [source]
-            source = rest[0] if rest else None
-            x = x + block.mlp(block.norm2(x), training=training)  # Eq. 3
-        return [x, size, source] if self.return_sources else x
-
-    def compute_output_shape(self, input_shape):
-        tokens = input_shape[1] - sum(self.removed(input_shape[1]))
-        shape = (input_shape[0], tokens, input_shape[2])
-        if self.return_sources:
-            return [shape, (input_shape[0], tokens, 1), (input_shape[0], tokens, input_shape[1] - self.class_token)]
-        return shape
-
-    def get_config(self):
-        return {**super().get_config(), "blocks": [keras.saving.serialize_keras_object(b) for b in self.blocks],
-                "r": self.r, "method": self.method, "class_token": self.class_token, "seed": self.seed,
-                "return_sources": self.return_sources}
-
-    @classmethod
-    def from_config(cls, config):
-        config = {**config, "blocks": [keras.saving.deserialize_keras_object(b) for b in config["blocks"]]}
-        return cls(**config)
+def tokens_removed(tokens, depth, r, prefix):
+    """Tokens removed by each of ``depth`` blocks, for ``tokens`` tokens in of which ``prefix`` (the class token) never
+    go: r, or fewer once too few are left (as in ToMe: at most half of the tokens that may merge)."""
+    out = []
+    for _ in range(depth):
+        out.append(min(r, (tokens - prefix) // 2))
+        tokens -= out[-1]
+    return out
 
 
-def _check_vit(model):
+class _Reduction:
+    """Token reduction in one forward pass, the hook the encode stage hands every block (``EncoderBlock``'s
+    ``reduce``): each token's size s (the patches it holds) and, if asked, which patches those are. The block's own
+    attention adds log s to its scores (proportional attention, Eq. 1 of Bolya et al.); then r tokens are merged by
+    the similarity of their keys, averaged over heads (Sec. 3.1), or, the control, dropped at random."""
+
+    def __init__(self, x, removed, method, prefix, seed_generator, sources):
+        self.removed, self.method, self.prefix, self.seed_generator = iter(removed), method, prefix, seed_generator
+        self.size = ops.ones_like(x[..., :1])  # (B, T, 1): every token holds one patch
+        self.source = None
+        if sources:  # (B, T, N): token t holds patch n; the class token holds none
+            tokens = x.shape[1]
+            eye = np.concatenate([np.zeros((prefix, tokens - prefix)), np.eye(tokens - prefix)]).astype("float32")
+            self.source = ops.broadcast_to(ops.cast(eye, x.dtype), (ops.shape(x)[0], tokens, tokens - prefix))
+
+    def attention_bias(self):
+        return ops.log(self.size)[:, None, None, :, 0]  # (B, 1, 1, T): a token of s patches counts as s keys
+
+    def __call__(self, x, keys):
+        r, first = next(self.removed), bool(self.prefix)
+        if r == 0:
+            return x
+        if self.method == "merge":
+            x, self.size, *rest = merge_tokens(x, self.size, ops.mean(keys, axis=2), r, first, self.source)
+        else:
+            random = keras.random.uniform((ops.shape(x)[0], x.shape[1] - self.prefix), seed=self.seed_generator)
+            x, self.size, *rest = drop_tokens(x, self.size, r, random, first, self.source)
+        self.source = rest[0] if rest else None
+        return x
+
+
+def _require_vit(model):
     if not isinstance(model, VisionTransformer):
         raise ValueError(f"Token reduction needs a vitlib ViT (vitlib.build_vit), got {type(model).__name__}.")
 
 
+def _check_vit(model):
+    """Token merging runs the ViT's own blocks on fewer tokens, each of which may hold several patches."""
+    _require_vit(model)
+    c = model.config
+    if c.attention_position != "none":
+        raise ValueError(f"Token merging takes tokens off the patch grid, which attention_position="
+                         f"{c.attention_position!r} reads inside attention: use attention_position='none' (positions "
+                         "from pos_embedding, added once before the blocks).")
+    if not {"bias", "return_keys"} <= set(inspect.signature(model.blocks[0].attention.call).parameters):
+        raise ValueError(f"Token merging adds log(size) to the attention scores (proportional attention) and merges "
+                         f"tokens by their keys, but attention={c.attention!r} takes no 'bias' and 'return_keys' in its "
+                         "call: use attention='mhsa', or give the layer those arguments (vitlib.register_attention).")
+
+
+@keras.saving.register_keras_serializable(package="vitlib")
+class ReducedViT(keras.Model):
+    """A trained vitlib ViT with r tokens removed in each encoder block, between attention and the MLP, sharing its
+    weights: images -> logits, or ``[logits, sizes (B, T', 1), sources (B, T', N)]`` with ``return_sources``. It runs
+    the ViT's own stages: embed, encode with the reduction handed to every block, head. ``method``: ``"merge"``
+    (ToMe: bipartite soft matching, size-weighted means, proportional attention) or ``"drop"`` (the control: r tokens
+    removed at random, the attention the same). With r = 0 the ViT runs as it is."""
+
+    def __init__(self, vit, r, method="merge", seed=None, return_sources=False, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(vit, dict):
+            vit = keras.saving.deserialize_keras_object(vit)
+        if isinstance(r, bool) or not isinstance(r, numbers.Integral) or r < 0:
+            raise ValueError(f"r must be a whole number of tokens to remove per block, 0 or more, got {r!r}.")
+        _check_vit(vit)
+        self.vit, self.r, self.seed, self.return_sources = vit, int(r), seed, bool(return_sources)
+        self.method = _checks.choice("token reduction", method, TOKEN_REDUCTIONS)
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.built = True  # nothing of its own to build: the ViT comes built
+
+    def call(self, images, training=None):
+        vit = self.vit
+        tokens = vit.embed(images, training=training)
+        prefix = vit.config.num_prefix_tokens
+        reduction = _Reduction(tokens, tokens_removed(tokens.shape[1], vit.config.depth, self.r, prefix), self.method,
+                               prefix, self.seed_generator, self.return_sources)
+        tokens = vit.encode(tokens, training=training, reduce=reduction if self.r else None)
+        logits = vit.head(tokens)
+        return [logits, reduction.size, reduction.source] if self.return_sources else logits
+
+    def get_config(self):
+        return {**super().get_config(), "vit": keras.saving.serialize_keras_object(self.vit), "r": self.r,
+                "method": self.method, "seed": self.seed, "return_sources": self.return_sources}
+
+
 def with_token_reduction(model, r, method="merge", seed=None, return_sources=False):
     """The trained vitlib ViT ``model`` with r tokens removed in every encoder block (``method`` ``"merge"``: ToMe;
-    ``"drop"``: at random), sharing its weights: a Keras model images -> logits (with ``return_sources``:
-    ``[logits, sizes, sources]``). Nothing is retrained; r = 0 gives the model's own logits exactly."""
-    _check_vit(model)
-    blocks = encoder_blocks(model)
-    embed = keras.Model(model.inputs[0], blocks[0].input, name="embed")  # patches, class token, positions
-    encoder = ReducedEncoder(blocks, r, method, bool(model.config.num_prefix_tokens), seed, return_sources, name="encoder")
-    images = keras.Input(model.input_shape[1:], name="images")
-    out = encoder(embed(images))
-    tokens = out[0] if return_sources else out
-    logits = model.get_layer("head")(model.get_layer("pool")(model.get_layer("encoder_norm")(tokens)))
-    return keras.Model(images, [logits, *out[1:]] if return_sources else logits, name=f"{model.name}_{method}_r{r}")
+    ``"drop"``: at random), sharing its weights: a :class:`ReducedViT`, images -> logits (with ``return_sources``:
+    ``[logits, sizes, sources]``). Nothing is retrained; r = 0 gives the model's own logits exactly. Every registered
+    position embedding and pool works; an attention layer must take a bias (proportional attention)."""
+    return ReducedViT(model, r, method, seed, return_sources, name=f"{getattr(model, 'name', 'model')}_{method}_r{r}")
 
 
 def token_counts(model, r):
     """Tokens entering each encoder block and leaving the last, with r removed per block: a list of L + 1 ints."""
-    _check_vit(model)
-    encoder = ReducedEncoder(encoder_blocks(model), r, class_token=bool(model.config.num_prefix_tokens))
-    counts = [model.config.num_tokens]
-    for removed in encoder.removed(counts[0]):
+    _require_vit(model)
+    c = model.config
+    counts = [c.num_tokens]
+    for removed in tokens_removed(c.num_tokens, c.depth, r, c.num_prefix_tokens):
         counts.append(counts[-1] - removed)
     return counts
 
@@ -218,7 +213,6 @@ def token_counts(model, r):
 def merged_groups(model, images, r):
     """Which patches ToMe merged: for each image, the final token each patch ended in, on the patch grid
     (B, rows, cols) ints; patches with the same number were merged into one token."""
-    _check_vit(model)
     _, _, sources = with_token_reduction(model, r, return_sources=True)(images)
     groups = np.argmax(ops.convert_to_numpy(sources), axis=1)  # (B, N): the token holding each patch
     return groups.reshape(-1, *model.config.grid_size)
