@@ -22,8 +22,7 @@ import numpy as np
 from keras import layers, ops
 
 from vitlib import _checks, speed
-from vitlib.embeddings import POSITION_EMBEDDINGS, resize_position_embeddings
-from vitlib.model import VisionTransformer, encoder_blocks
+from vitlib.model import EmbeddingStage, VisionTransformer
 
 
 def resize_matrix(old_size, new_size):
@@ -79,18 +78,26 @@ def naive_resize(kernel, new_size):
 
 
 def _check_vit(model, what):
-    if not isinstance(model, VisionTransformer) or model.config.stem != "patch":
-        raise ValueError(f"{what} needs a vitlib ViT with the plain patch embedding (build_vit(..., stem='patch')), "
-                         f"got {type(model).__name__}" + (f" with stem={model.config.stem!r}."
-                                                          if isinstance(model, VisionTransformer) else "."))
+    """FlexiViT resizes the one kernel E that embeds each patch, and moves the tokens to another patch grid."""
+    if not isinstance(model, VisionTransformer):
+        raise ValueError(f"{what} needs a vitlib ViT (vitlib.build_vit), got {type(model).__name__}.")
+    c = model.config
+    if model.stem.patch_kernel() is None:
+        raise ValueError(f"{what} resizes the patch embedding's kernel E (x_p E), which stem={c.stem!r} does not have "
+                         "(its tokens come from more than a linear map of each patch): build the ViT with stem='patch'.")
+    if c.attention_position != "none":
+        raise ValueError(f"{what} changes the patch grid, but attention_position={c.attention_position!r} places the "
+                         "tokens on the ViT's own grid inside attention: use attention_position='none' (positions from "
+                         "pos_embedding, which FlexiViT resizes).")
 
 
 def at_patch_size(model, patch_size, kernel_resize="pi", into=None):
     """A copy of the vitlib ViT ``model`` (stem ``"patch"``) for patches of ``patch_size``, on images of the same size.
 
-    The patch-embedding kernel is resized by ``kernel_resize`` (``"pi"`` or ``"naive"``), the learned position table
-    interpolated bilinearly to the new grid (fixed sin-cos tables are computed anew); every other weight is copied
-    unchanged. Returns the new model (not compiled): N = (H/P*)·(W/P*) tokens instead of (H/P)·(W/P).
+    The patch-embedding kernel is resized by ``kernel_resize`` (``"pi"`` or ``"naive"``), the position table made for
+    the new grid as the ViT's own position layer makes it (a learned one interpolated bilinearly, a fixed sin-cos one
+    computed anew: :meth:`vitlib.PositionEmbedding.table`); every other weight is copied unchanged. Returns the new
+    model (not compiled): N = (H/P*)·(W/P*) tokens instead of (H/P)·(W/P).
     ``into``: a ViT built earlier for this patch size (by this function) whose weights are overwritten instead of
     building a new one: evaluating many models at one patch size then builds it once.
     """
@@ -102,48 +109,31 @@ def at_patch_size(model, patch_size, kernel_resize="pi", into=None):
                          f"at_patch_size returned), got {type(into).__name__}"
                          + (f" with patch size {into.config.patch_size}." if isinstance(into, VisionTransformer) else "."))
     new = into if into is not None else VisionTransformer(config, name=model.name)
-    kernel = model.get_layer("patch_embedding").projection.kernel
-    old_table = model.get_layer("position_embedding").embeddings
-    new_kernel = new.get_layer("patch_embedding").projection.kernel
-    new_table = new.get_layer("position_embedding").embeddings
+    new_kernel, new_table = new.stem.projection.kernel, new.position_embedding.embeddings
     for source, target in zip(model.weights, new.weights):  # the same architecture: the same order
         if target is new_kernel:
-            value = resize_kernel(kernel, config.patch_size, kernel_resize)
-        elif target is new_table and new_table is not None:
-            if not target.trainable:  # a fixed sin-cos table: already computed for the new grid
-                continue
-            value = resize_position_embeddings(ops.convert_to_numpy(old_table), config.grid_size,
-                                               old_grid=model.config.grid_size,
-                                               num_prefix_tokens=config.num_prefix_tokens)
+            value = resize_kernel(model.stem.patch_kernel(), config.patch_size, kernel_resize).reshape(target.shape)
+        elif target is new_table:
+            value = ops.convert_to_numpy(model.position_embedding.table(config.grid_size))
         else:
             value = ops.convert_to_numpy(source)
         target.assign(value)
     return new
 
 
-def position_resize_matrix(old_grid, new_grid):
-    """The bilinear resize of a position table's grid part as a matrix (new rows·cols, old rows·cols), the same
-    operator as :func:`vitlib.resize_position_embeddings` (``interpolation="bilinear"``)."""
-    old_grid, new_grid = _checks.int_pair("old_grid", old_grid), _checks.int_pair("new_grid", new_grid)
-    n = old_grid[0] * old_grid[1]
-    return resize_position_embeddings(np.eye(n, dtype="float32"), new_grid, old_grid=old_grid,
-                                      num_prefix_tokens=0).astype("float32")  # row k: new position k
-
-
 @keras.saving.register_keras_serializable(package="vitlib")
-class ResizedEmbedding(layers.Layer):
-    """Eq. 1 of Dosovitskiy et al. at another patch size: images (B, H, W, C) -> tokens (B, prefix + N*, D), using
-    a trained ViT's own patch embedding, class token and position table (the same weights, not copies), the kernel
-    PI-resized and the table bilinearly resized inside the forward pass, so gradients reach the original weights."""
+class ResizedEmbedding(EmbeddingStage, layers.Layer):
+    """Eq. 1 of Dosovitskiy et al. at another patch size: images (B, H, W, C) -> tokens (B, prefix + N*, D). The ViT's
+    own embedding stage (:class:`vitlib.model.EmbeddingStage`) on its own patch embedding, class token and position
+    table (the same weights, not copies), given the kernel PI-resized to P*; the position layer resizes its table to
+    the new grid. Both resizes happen inside the forward pass, so gradients reach the original weights."""
 
-    def __init__(self, stem, class_token, position_embedding, patch_size, grid_size, pos_embedding="learned", **kwargs):
+    def __init__(self, stem, class_token, position_embedding, patch_size, grid_size, **kwargs):
         super().__init__(**kwargs)
         self.stem, self.class_token, self.position_embedding = stem, class_token, position_embedding
         self.patch_size, self.grid_size = _checks.patch_size(patch_size), _checks.int_pair("grid_size", grid_size)
-        self.pos_embedding = pos_embedding
         base = stem.patch_size
         self.kernel_map = None if self.patch_size == base else kernel_resize_matrix(base, self.patch_size).astype("float32")
-        self.position_map = position_resize_matrix(position_embedding.grid_size, self.grid_size)
 
     def build(self, input_shape):  # the shared layers come built from a trained ViT; from a config, build them here
         if not self.stem.built:
@@ -154,26 +144,17 @@ class ResizedEmbedding(layers.Layer):
         if not self.position_embedding.built:
             self.position_embedding.build((None, rows * cols + (self.class_token is not None), width))
 
-    def call(self, images):
-        projection, (rows, cols), base = self.stem.projection, self.grid_size, self.stem.patch_size
-        kernel = projection.kernel  # (P, P, C, D)
+    def resized_kernel(self):
+        """E* = pinv(Bᵀ) E (PI-resize), the stem's (P, P, C, D) kernel as (P*, P*, C, D); None at its own patch size."""
+        if self.kernel_map is None:
+            return None
+        kernel, base = self.stem.patch_kernel(), self.stem.patch_size
         channels, width = kernel.shape[2], kernel.shape[3]
-        if self.kernel_map is not None:  # PI-resize: E* = pinv(Bᵀ) E, one column per (channel, width)
-            flat = ops.matmul(self.kernel_map, ops.reshape(kernel, (base * base, channels * width)))
-            kernel = ops.reshape(flat, (self.patch_size, self.patch_size, channels, width))
-        x = ops.conv(images, kernel, strides=self.patch_size, padding="valid") + projection.bias  # (B, rows, cols, D)
-        x = ops.reshape(x, (-1, rows * cols, width))
-        prefix = 0
-        if self.class_token is not None:
-            x, prefix = self.class_token(x), 1  # (B, 1 + N*, D)
-        table = self.position_embedding.embeddings  # (1, prefix + N, D) or None
-        if table is not None:
-            if table.trainable:
-                grid_part = ops.matmul(self.position_map, table[0, prefix:])  # bilinear resize: (N*, D)
-            else:  # a fixed sin-cos table: computed for the new grid
-                grid_part = POSITION_EMBEDDINGS[self.pos_embedding].fixed((rows, cols), width)
-            x = x + ops.concatenate([table[:, :prefix], ops.cast(grid_part, x.dtype)[None]], axis=1)
-        return x
+        flat = ops.matmul(self.kernel_map, ops.reshape(kernel, (base * base, channels * width)))  # one column per (C, D)
+        return ops.reshape(flat, (self.patch_size, self.patch_size, channels, width))
+
+    def call(self, images):
+        return self.z0(images, kernel=self.resized_kernel())
 
     def compute_output_shape(self, input_shape):
         tokens = self.grid_size[0] * self.grid_size[1] + (self.class_token is not None)
@@ -183,7 +164,7 @@ class ResizedEmbedding(layers.Layer):
         serialize = keras.saving.serialize_keras_object
         return {**super().get_config(), "stem": serialize(self.stem), "class_token": serialize(self.class_token),
                 "position_embedding": serialize(self.position_embedding), "patch_size": self.patch_size,
-                "grid_size": self.grid_size, "pos_embedding": self.pos_embedding}
+                "grid_size": self.grid_size}
 
     @classmethod
     def from_config(cls, config):
@@ -195,21 +176,17 @@ class ResizedEmbedding(layers.Layer):
 
 def flexible_view(model, patch_size):
     """The vitlib ViT ``model`` run at ``patch_size`` *with its own weights* (not copies): a Keras model images ->
-    logits whose training changes ``model``. What FlexiViT trains, one view per patch size; for a trained model
-    at another patch size, :func:`at_patch_size` gives the same logits as a plain ViT (a test checks it)."""
+    logits whose training changes ``model``. Its embedding stage is replaced by :class:`ResizedEmbedding`; the
+    embedding dropout, the encode stage and the head are the model's own. What FlexiViT trains, one view per patch
+    size; for a trained model at another patch size, :func:`at_patch_size` gives the same logits as a plain ViT (a
+    test checks it)."""
     _check_vit(model, "flexible_view")
-    c = model.config
-    grid = _checks.divisible(c.image_size, patch_size)
-    embedding = ResizedEmbedding(model.get_layer("patch_embedding"),
-                                 model.get_layer("class_token") if c.num_prefix_tokens else None,
-                                 model.get_layer("position_embedding"), patch_size, grid, c.pos_embedding,
+    grid = _checks.divisible(model.config.image_size, patch_size)
+    embedding = ResizedEmbedding(model.stem, model.class_token, model.position_embedding, patch_size, grid,
                                  name=f"embedding_at_{patch_size}")
     images = keras.Input(model.input_shape[1:], name="images")
-    x = model.get_layer("embedding_dropout")(embedding(images))
-    for block in encoder_blocks(model):
-        x = block(x)
-    logits = model.get_layer("head")(model.get_layer("pool")(model.get_layer("encoder_norm")(x)))
-    return keras.Model(images, logits, name=f"{model.name}_at_{patch_size}")
+    tokens = model.embedding_dropout(embedding(images))
+    return keras.Model(images, model.head(model.encode(tokens)), name=f"{model.name}_at_{patch_size}")
 
 
 def train_flexible(build, data, patch_sizes=(2, 4, 8), seeds=(0, 1, 2), steps=100, batch_size=64, progress=True,
