@@ -21,13 +21,28 @@ from keras import layers, ops
 from vitlib import _checks
 from vitlib.embeddings import sincos_2d
 from vitlib.encoder import EncoderBlock
-from vitlib.model import VisionTransformer, encoder_blocks
+from vitlib.model import VisionTransformer
 from vitlib.patches import extract_patches, patches_to_images
 
 
 def _gather(x, index):
     """Tokens ``x`` (B, T, C) at ``index`` (B, K) -> (B, K, C)."""
     return ops.take_along_axis(x, index[..., None], axis=1)
+
+
+def _check_vit(vit):
+    """Hiding a patch is leaving out its token, and the visible tokens are no longer a whole patch grid."""
+    if not isinstance(vit, VisionTransformer):
+        raise ValueError(f"MaskedAutoencoder needs a vitlib ViT (vitlib.build_vit), got {type(vit).__name__}.")
+    c = vit.config
+    if vit.stem.patch_kernel() is None:
+        raise ValueError(f"MaskedAutoencoder hides a patch by leaving out its token, so each token must see its own "
+                         f"patch only (x_p E); the tokens of stem={c.stem!r} see their neighbours too, hidden ones "
+                         "among them: build the ViT with stem='patch'.")
+    if c.attention_position != "none":
+        raise ValueError(f"MaskedAutoencoder encodes the visible patches only, off the whole patch grid that "
+                         f"attention_position={c.attention_position!r} reads inside attention: use "
+                         "attention_position='none' (positions from pos_embedding, given to each visible patch).")
 
 
 @keras.saving.register_keras_serializable(package="vitlib")
@@ -43,8 +58,7 @@ class MaskedAutoencoder(keras.Model):
         super().__init__(**kwargs)
         if isinstance(vit, dict):
             vit = keras.saving.deserialize_keras_object(vit)
-        if not isinstance(vit, VisionTransformer) or vit.config.stem != "patch":
-            raise ValueError(f"MaskedAutoencoder needs a vitlib ViT with stem='patch', got {type(vit).__name__}.")
+        _check_vit(vit)
         if not 0 < mask_ratio < 1:
             raise ValueError(f"mask_ratio is the share of patches hidden, in (0, 1), got {mask_ratio!r}.")
         c = vit.config
@@ -75,23 +89,13 @@ class MaskedAutoencoder(keras.Model):
         self.built = True
 
     def encode(self, images, training=None):
-        """The ViT's encoder on a random ``visible`` patches of each image: returns its output tokens
-        (B, prefix + visible, D) and ``order`` (B, N), the patches shuffled (the first ``visible`` are kept)."""
-        vit, n = self.vit, self.vit.config.num_patches
-        tokens = vit.get_layer("patch_embedding")(images)  # (B, N, D)
-        table = vit.get_layer("position_embedding").embeddings  # (1, prefix + N, D) or None
-        if table is not None:
-            tokens = tokens + table[:, self.prefix:]
-        noise = keras.random.uniform((ops.shape(images)[0], n), seed=self.seed_generator)
+        """The ViT's embed and encode stages on a random ``visible`` patches of each image, each with its own
+        position (and the class token with its own): returns the encoder's output tokens (B, prefix + visible, D) and
+        ``order`` (B, N), the patches shuffled (the first ``visible`` are kept)."""
+        noise = keras.random.uniform((ops.shape(images)[0], self.vit.config.num_patches), seed=self.seed_generator)
         order = ops.argsort(noise, axis=-1)  # a random order of the patches, per image
-        x = _gather(tokens, order[:, : self.visible])  # (B, visible, D)
-        if self.prefix:
-            x = vit.get_layer("class_token")(x)  # (B, 1 + visible, D)
-            if table is not None:
-                x = ops.concatenate([x[:, :1] + table[:, :1], x[:, 1:]], axis=1)
-        for block in encoder_blocks(vit):
-            x = block(x, training=training)
-        return vit.get_layer("encoder_norm")(x), order
+        tokens = self.vit.embed(images, training=training, keep=order[:, : self.visible])  # (B, prefix + visible, D)
+        return self.vit.encode(tokens, training=training), order
 
     def call(self, images, training=None):
         n = self.vit.config.num_patches
