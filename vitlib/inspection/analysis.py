@@ -25,8 +25,8 @@ def position_similarity(embeddings, grid_size, num_prefix_tokens=None):
     embeddings: a (1, T, D) or (T, D) table, a ``PositionEmbedding`` layer, or a ViT model.
     Returns an array (rows, cols, rows, cols): ``sim[i, j]`` is the map of patch (i, j) against all.
     """
-    if hasattr(embeddings, "get_layer"):  # a model
-        embeddings = embeddings.get_layer("position_embedding")
+    if hasattr(embeddings, "position_embedding"):  # a ViT
+        embeddings = embeddings.position_embedding
     if hasattr(embeddings, "embeddings"):  # a PositionEmbedding layer
         if num_prefix_tokens is None:
             num_prefix_tokens = embeddings.num_prefix_tokens
@@ -102,7 +102,7 @@ class LayoutTracker(keras.callbacks.Callback):
 
     def _snapshot(self, epoch):
         tables = read_snapshots(self.path, missing_ok=True)
-        tables[f"epoch_{epoch}"] = keras.ops.convert_to_numpy(self.vit.get_layer("position_embedding").embeddings)
+        tables[f"epoch_{epoch}"] = keras.ops.convert_to_numpy(self.vit.position_embedding.embeddings)
         partial = self.path.with_name(f"partial-{self.path.name}")  # renamed into place: never a half-written file
         np.savez(partial, **tables)
         os.replace(partial, self.path)
@@ -256,16 +256,15 @@ def filter_components(kernel, patch_size=None, channels=None, num_components=28)
     ``(components, explained)``: (k, P, P, C) arrays scaled to [0, 1] for display, strongest first, and the
     fraction of the filters' variance each explains.
     """
-    if hasattr(kernel, "get_layer"):  # a model
-        try:
-            kernel = kernel.get_layer("patch_embedding")
-        except ValueError:
-            raise ValueError("This model has no 'patch_embedding' layer (stem='conv'?): its first layer is a "
-                             "convolutional stem, not linear patch filters.") from None
-    if hasattr(kernel, "projection"):  # a PatchEmbedding layer
-        patch_size = kernel.patch_size
-        kernel = keras.ops.convert_to_numpy(kernel.projection.kernel)  # (P, P, C, D) or (P*P*C, D)
-        channels = kernel.shape[-2] if kernel.ndim == 4 else kernel.shape[0] // patch_size**2
+    if hasattr(kernel, "stem"):  # a ViT
+        if kernel.stem.patch_kernel() is None:
+            raise ValueError(f"This model's stem (stem={kernel.config.stem!r}) is a convolutional stem or shifted "
+                             "patches, not linear patch filters: use a ViT with stem='patch'.")
+        kernel = kernel.stem
+    if hasattr(kernel, "patch_kernel"):  # a stem layer
+        if kernel.patch_kernel() is None:
+            raise ValueError(f"The stem {kernel.name!r} is not linear patch filters; pass a PatchEmbedding layer.")
+        kernel = keras.ops.convert_to_numpy(kernel.patch_kernel())  # (P, P, C, D)
     kernel = np.asarray(kernel, dtype="float64")
     if kernel.ndim == 4:
         patch_size, channels = kernel.shape[0], kernel.shape[2]

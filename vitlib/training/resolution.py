@@ -35,8 +35,7 @@ def at_resolution(model, image_size, method="bilinear", seed=0):
     config = dataclasses.replace(model.config, image_size=image_size)  # checks that the patch size divides it
     speed.set_seed(seed)
     new = VisionTransformer(config, name=model.name)
-    old_table = model.get_layer("position_embedding").embeddings
-    new_table = new.get_layer("position_embedding").embeddings
+    old_table, new_table = model.position_embedding.embeddings, new.position_embedding.embeddings
     if len(model.weights) != len(new.weights):
         raise ValueError(f"{model.name!r} has {len(model.weights)} weights but a ViT built from its config has "
                          f"{len(new.weights)}: was it built by vitlib.build_vit?")
