@@ -20,7 +20,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 
 from vitlib.data import datasets  # noqa: E402
-from vitlib.training import loop, recipes  # noqa: E402
+from vitlib.training import fitting, loop, recipes  # noqa: E402
 
 
 def folds_of(labels, k, seed=123):
@@ -73,8 +73,7 @@ def main():
 def held_out_accuracy(path, ds):
     import keras
 
-    predictions = keras.saving.load_model(path).predict(ds.x_test, batch_size=512, verbose=0)
-    return float(np.mean(np.argmax(predictions, -1) == ds.y_test))
+    return fitting.accuracy(keras.saving.load_model(path), ds.x_test, ds.y_test)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import vitlib  # noqa: E402, F401
-from vitlib.data import datasets, pipeline  # noqa: E402
+from vitlib.data import datasets  # noqa: E402
 from vitlib.training import distill, fitting, loop, recipes  # noqa: E402
 
 
@@ -33,15 +33,9 @@ def cnn_run(config, data, seed):
     seconds (``benchmarks/mnist_five_seeds.py`` uses it too)."""
     keras.utils.set_random_seed(seed)
     cnn = distill.small_cnn(data.image_shape, data.num_classes)
-    cnn_training = fitting.with_augmentation(cnn, config)
-    fit = data.with_validation_in_training()
-    fitting.compile_for_training(cnn_training, config, len(fit.y_train) // config.batch_size)
-    pipe = pipeline.make_pipeline(fit.x_train, fit.y_train, config.batch_size, data.num_classes, shuffle=True,
-                                  seed=seed, drop_remainder=True)
-    start = time.perf_counter()
-    cnn_training.fit(pipe, epochs=config.epochs, verbose=0, shuffle=False)
-    seconds = time.perf_counter() - start
-    return float(np.mean(np.argmax(cnn.predict(data.x_test, verbose=0), -1) == data.y_test)), seconds
+    seconds = fitting.train_budget(fitting.with_augmentation(cnn, config), data.with_validation_in_training(), config,
+                                   seed)
+    return fitting.accuracy(cnn, data.x_test, data.y_test), seconds
 
 
 MODELS = ("vit_shifted", "vit_plain", "cnn")

@@ -29,7 +29,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import vitlib  # noqa: E402
 from vitlib.data import datasets  # noqa: E402
-from vitlib.training import distill, experiments, resolution  # noqa: E402
+from vitlib.training import distill, experiments, fitting, recipes, resolution  # noqa: E402
 
 OUT = Path(__file__).resolve().parents[1] / "notebooks" / "models" / "08"
 SEEDS = (0, 1, 2)
@@ -38,11 +38,11 @@ RATES = (3e-4, 1e-3, 3e-3, 1e-2)
 PRE_EPOCHS, FINE_EPOCHS, FINE_RATE = 20, 10, 3e-3
 
 
-def vit(image_size=28, patch_size=7, **options):
-    """The mnist_5k recipe's sizes (7x7 patches, width 64, 3 layers of 4 heads, MLP 128), plain patches by default."""
-    options.setdefault("stem", "patch")
-    return vitlib.build_vit(None, image_size=image_size, channels=1, num_classes=10, patch_size=patch_size,
-                            hidden_size=64, depth=3, num_heads=4, mlp_dim=128, **options)
+def vit(image_size=28, **options):
+    """The mnist_5k recipe's ViT (its sizes: 7x7 patches, width 64, 3 layers of 4 heads, MLP 128), with the paper's
+    plain patches unless ``options`` say otherwise."""
+    return vitlib.build_vit(**{**recipes.recipe("mnist_5k").model, "stem": "patch", "image_size": image_size,
+                               "channels": 1, "num_classes": 10, **options})
 
 
 def _strip(row, **keys):
@@ -60,7 +60,7 @@ def resolution_rows(seed):
             "upsampled 14x14 (control)": (blown_up, "bilinear")}
     for arm, (data, method) in arms.items():
         moved = resolution.at_resolution(base, 28, method, seed=seed)
-        before = experiments.accuracy(moved, data.x_test, data.y_test)
+        before = fitting.accuracy(moved, data.x_test, data.y_test)
         row, _ = experiments.epoch_run(lambda s, m=moved: m, data, seed, FINE_EPOCHS, **fine)
         rows.append(_strip(row, experiment="resolution", arm=arm, before_fine_tuning=before,
                            epochs_total=PRE_EPOCHS + FINE_EPOCHS))
@@ -77,7 +77,7 @@ DATA_MODELS = {  # name -> (build(seed), the image size it is fed)
     "CNN": (lambda seed: distill.small_cnn((28, 28, 1), 10), 28),
     "ViT": (lambda seed: vit(), 28),
     "ViT, shifted patches": (lambda seed: vit(stem="shifted"), 28),
-    "hybrid ViT": (lambda seed: vit(32, 8, stem="conv"), 32),
+    "hybrid ViT": (lambda seed: vit(32, patch_size=8, stem="conv"), 32),
 }
 
 

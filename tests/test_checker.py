@@ -96,7 +96,7 @@ def notebook_feedback(monkeypatch, call):
     import IPython.display
 
     shown = []
-    monkeypatch.setattr(checker, "_in_notebook", lambda: True)
+    monkeypatch.setattr(checker, "in_notebook", lambda: True)
     monkeypatch.setattr(IPython.display, "display", shown.append)
     call()
     return shown

@@ -60,3 +60,41 @@ def test_compile_for_training_follows_the_recipes_speed_setting(recipe_speed, en
     model = fitting.compile_for_training(_tiny_vit(), config, steps_per_epoch=3)
     assert isinstance(model.optimizer, adamw.AdamW) is (fast and speed.compatible())
     assert isinstance(model.optimizer, keras.optimizers.AdamW) and not speed.enabled()
+
+
+def test_train_budget_trains_for_steps_or_for_passes_over_the_images():
+    import keras
+    import numpy as np
+
+    from vitlib.data import datasets
+
+    rng = np.random.default_rng(0)
+    x, y = rng.uniform(size=(100, 8, 8, 1)).astype("float32"), rng.integers(0, 10, 100).astype("int32")
+    data = datasets.Dataset("random", x, y, x[:10], y[:10], x[:10], y[:10], [str(i) for i in range(10)])
+    config, steps_per_epoch = fitting.step_budget(30, batch_size=64)  # more steps than the 100 images fill
+    assert (config.epochs, steps_per_epoch, config.warmup_epochs) == (10, 3, 1)
+    model = _tiny_vit()
+    seconds = fitting.train_budget(model, data, config, seed=0, steps_per_epoch=steps_per_epoch)
+    assert int(model.optimizer.iterations) == 30 and seconds > 0  # the images repeat freely
+    passes = recipes.recipe("digits", epochs=2, warmup_epochs=0, batch_size=64)
+    for drop_remainder, steps in ((True, 2 * 1), (False, 2 * 2)):  # 100 images: 1 full batch, or 1 and a partial one
+        model = _tiny_vit()
+        history = keras.callbacks.History()
+        fitting.train_budget(model, data, passes, 0, callbacks=[history], drop_remainder=drop_remainder)
+        assert int(model.optimizer.iterations) == steps and len(history.history["loss"]) == 2
+        assert model.optimizer._learning_rate.total_steps == steps  # the schedule spans the steps taken
+    with pytest.raises(ValueError, match="steps must be a multiple of 10"):
+        fitting.step_budget(25)
+
+
+def test_the_training_pipeline_is_the_same_for_a_data_set_and_for_its_images_alone():
+    import numpy as np
+
+    from vitlib.data import datasets
+
+    data = datasets.load_dataset("digits")
+    config, _ = fitting.step_budget(10, batch_size=16)
+    labelled = next(iter(fitting.training_batches(data, config, seed=3, repeat=True)))
+    alone = next(iter(fitting.training_batches(data.x_train, config, seed=3, repeat=True)))
+    np.testing.assert_array_equal(labelled[0].numpy(), alone.numpy())  # the same images in the same order
+    assert labelled[1].shape == (16, 10)  # one-hot labels, for label smoothing

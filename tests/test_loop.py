@@ -220,7 +220,8 @@ def test_translated_digits_train_with_a_fresh_placement_every_epoch(tmp_path, mo
         seen.append(kwargs.get("map_fn"))
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(loop, "make_pipeline", spy)
+    monkeypatch.setattr(loop, "make_pipeline", spy)  # evaluation
+    monkeypatch.setattr(fitting, "make_pipeline", spy)  # training (fitting.training_batches)
     config = recipes.recipe("translated_digits_patches", epochs=1, warmup_epochs=0, jit_compile="auto",
                              model={"hidden_size": 16, "depth": 1, "num_heads": 2, "mlp_dim": 16})
     result = loop.train(config, tmp_path, verbose=0)
@@ -231,7 +232,9 @@ def test_translated_digits_train_with_a_fresh_placement_every_epoch(tmp_path, mo
 def test_shuffle_labels_trains_on_permuted_labels_and_tests_on_true_ones(tmp_path, monkeypatch):
     labels = []
     original = pipeline.make_pipeline
-    monkeypatch.setattr(loop, "make_pipeline", lambda x, y, *a, **k: labels.append(y) or original(x, y, *a, **k))
+    spy = lambda x, y, *a, **k: labels.append(y) or original(x, y, *a, **k)  # noqa: E731
+    monkeypatch.setattr(loop, "make_pipeline", spy)  # evaluation
+    monkeypatch.setattr(fitting, "make_pipeline", spy)  # training (fitting.training_batches)
     config = recipes.recipe("digits", epochs=1, warmup_epochs=0, shuffle_labels=True, seed=3,
                              model={"hidden_size": 16, "depth": 1, "num_heads": 2, "mlp_dim": 16})
     loop.train(config, tmp_path, verbose=0)

@@ -80,3 +80,16 @@ def test_a_saved_run_made_again_gives_its_numbers():
     # The same code and seed; another CPU may differ in the last bits, which 20 epochs can grow to a point or two.
     np.testing.assert_allclose(row["val_curve"], saved["val_curve"], atol=0.03)
     assert row["last_test"] == pytest.approx(saved["last_test"], abs=0.03)
+
+
+def test_the_scripts_vit_is_the_mnist_5k_recipes_model_with_plain_patches():
+    from vitlib.training import recipes
+
+    recipe = recipes.recipe("mnist_5k").model
+    for vit, size, patch, stem in ((script().vit(), 28, 7, "patch"), (script().vit(14), 14, 7, "patch"),
+                                   (script().DATA_MODELS["hybrid ViT"][0](0), 32, 8, "conv")):
+        config = vit.config
+        assert (config.image_size, config.patch_size, config.stem) in (((size, size), patch, stem),
+                                                                       ((size, size), (patch, patch), stem))
+        assert {k: getattr(config, k) for k in ("hidden_size", "depth", "num_heads", "mlp_dim")} == {
+            k: recipe[k] for k in ("hidden_size", "depth", "num_heads", "mlp_dim")}

@@ -4,7 +4,7 @@ import pytest
 
 import vitlib
 from vitlib.data import datasets
-from vitlib.training import experiments
+from vitlib.training import fitting
 
 pytestmark = pytest.mark.speed
 
@@ -32,8 +32,8 @@ def test_set_seed_seeds_like_keras_but_holds_tensorflows_global_seed():
     set_seed(6)
     assert not np.array_equal(tiny_vit().get_weights()[0], weights[0])
     d = datasets.load_dataset("digits")
-    config, _ = experiments.budget(10)
-    first = lambda s: next(iter(experiments._pipeline(d, config, s)))[1].numpy().argmax(-1)  # noqa: E731
+    config, _ = fitting.step_budget(10)
+    first = lambda s: next(iter(fitting.training_batches(d, config, s, repeat=True)))[1].numpy().argmax(-1)  # noqa: E731
     set_seed(0)
     a = first(0)
     set_seed(1)

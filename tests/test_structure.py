@@ -12,7 +12,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 VITLIB = ROOT / "vitlib"
-CORE = ("_checks", "patches", "stems", "embeddings", "attention", "encoder", "model", "costs")  # the reading order
+CORE = ("_checks", "_notebook", "patches", "stems", "embeddings", "attention", "encoder", "model", "costs")  # reading order
 
 pytestmark = pytest.mark.backend_independent
 
@@ -163,14 +163,14 @@ def test_no_function_in_vitlib_is_over_60_lines():
 
 def test_ls_vitlib_shows_the_papers_modules_and_the_machinery_in_a_few_folders():
     entries = sorted(p.name for p in VITLIB.iterdir() if p.name != "__pycache__")
-    assert len(entries) <= 18, entries  # the core's 8 modules, 7 sub-packages, the facade and the two commands
+    assert len(entries) <= 19, entries  # the core's 9 modules, 7 sub-packages, the facade and the two commands
     assert {f"{m}.py" for m in CORE} <= set(entries)
 
 
 # Modules tested in a file named after another: the checks' messages (test_errors), `python -m vitlib`
-# (test_packaging), the speed switch (test_speed)
+# (test_packaging), the speed switch (test_speed), the notebook test (test_progress, beside the live line it serves)
 TESTED_ELSEWHERE = {"vitlib._checks": "test_errors.py", "vitlib.__main__": "test_packaging.py",
-                    "vitlib.speed": "test_speed.py"}
+                    "vitlib.speed": "test_speed.py", "vitlib._notebook": "test_progress.py"}
 
 
 def test_every_module_has_its_test_file():

@@ -194,26 +194,31 @@ def train_flexible(build, data, patch_sizes=(2, 4, 8), seeds=(0, 1, 2), steps=10
     """FlexiViT training (Sec. 3.3 of Beyer et al.): every step takes one batch at a patch size drawn at random
     (uniformly) from ``patch_sizes``, through :func:`flexible_view`, so all sizes train the same weights. With one
     patch size it is ordinary training: the control. Same budget, optimiser and batches as
-    :func:`vitlib.training.experiments.run_grid` (``experiments.budget``): ``steps`` steps of ``batch_size`` training images.
+    :func:`vitlib.training.experiments.run_grid` (:func:`vitlib.training.fitting.step_budget`): ``steps`` steps of
+    ``batch_size`` training images.
 
     ``build(seed)``: the vitlib ViT to start from (stem ``"patch"``), built after ``keras.utils.set_random_seed(seed)``.
-    Returns one row per seed, as run_grid's: ``seed``, ``test_accuracy`` (at the ViT's own patch size), ``seconds``,
-    ``patch_steps`` (steps taken at each size) and ``trained``, the trained ViT (at its own patch size).
+    Returns one row per seed, as run_grid's (:func:`vitlib.training.experiments.run_row`): ``seed``, ``test_accuracy``
+    (at the ViT's own patch size), ``seconds``, ..., plus ``patch_steps`` (steps taken at each size) and ``trained``,
+    the trained ViT (at its own patch size). ``progress``: as run_grid's (:class:`vitlib.training.progress.Runs`).
     The views are compiled once, for all seeds: every seed starts from its own initial weights and a fresh
     optimiser state (all initial weights are drawn before the first step is traced)."""
-    from vitlib.training.experiments import budget
+    from vitlib.training.fitting import step_budget
 
     sizes = tuple(_checks.patch_size(p) for p in patch_sizes)
     if not sizes or not seeds:
         raise ValueError(f"train_flexible needs at least one patch size and one seed, got {patch_sizes!r} and {seeds!r}.")
-    config, steps_per_epoch = budget(steps, batch_size, **recipe_overrides)
+    config, steps_per_epoch = step_budget(steps, batch_size, **recipe_overrides)
     with speed.switched(config.speed):  # the recipes' speed setting, as run_grid's
         return _train_flexible(build, data, sizes, seeds, steps, config, steps_per_epoch, progress)
 
 
 def _train_flexible(build, data, sizes, seeds, steps, config, steps_per_epoch, progress):
-    from vitlib.data.pipeline import make_pipeline
-    from vitlib.training.fitting import accuracy, compile_for_training
+    """The budget of :func:`vitlib.training.fitting.train_budget` (its optimiser, pipeline and rows), stepped by hand:
+    each step trains the view of the patch size drawn for it, so one ``fit`` cannot run them."""
+    from vitlib.training.experiments import run_row
+    from vitlib.training.fitting import compile_for_training, reset_optimizer, training_batches
+    from vitlib.training.progress import Runs
 
     models = {}
     for seed in seeds:
@@ -226,40 +231,18 @@ def _train_flexible(build, data, sizes, seeds, steps, config, steps_per_epoch, p
     first = compile_for_training(views[sizes[0]], config, steps_per_epoch)
     for p in sizes[1:]:  # one optimiser for all views: its moments and step count follow the one set of weights
         views[p].compile(optimizer=first.optimizer, loss=first.loss, jit_compile=False)
-    rows, line = [], _Progress(progress, len(seeds))
+    runs = Runs(progress, len(seeds))
     for seed in seeds:
         work.set_weights(models[seed].get_weights())
-        for variable in first.optimizer.variables:  # a fresh optimiser: step 0, moments 0
-            variable.assign(ops.zeros(variable.shape, variable.dtype))
+        reset_optimizer(first.optimizer)
         drawn = np.random.default_rng(seed).choice(sizes, steps)
-        batches = iter(make_pipeline(data.x_train, data.y_train, config.batch_size, data.num_classes, shuffle=True,
-                                     seed=seed, drop_remainder=True, map_fn=data.train_map, repeat=True))
+        batches = iter(training_batches(data, config, seed, repeat=True))
         start = time.perf_counter()
         for p in drawn:
             views[int(p)].train_on_batch(*next(batches))
         seconds = time.perf_counter() - start
         models[seed].set_weights(work.get_weights())
-        rows.append({"seed": seed, "train_images": len(data.y_train), "patch_steps": {p: int(np.sum(drawn == p)) for p in sizes},
-                     "val_accuracy": accuracy(work, data.x_val, data.y_val),
-                     "test_accuracy": accuracy(work, data.x_test, data.y_test), "seconds": round(seconds, 2),
-                     "trained": models[seed]})
-        line.update(rows[-1])
-    line.close()
-    return rows
-
-
-class _Progress:
-    """One line for train_flexible: True prints one when all seeds are done, a function is called after each."""
-
-    def __init__(self, progress, total):
-        self.progress, self.total, self.rows = progress, total, []
-
-    def update(self, row):
-        self.rows.append(row)
-        if callable(self.progress):
-            self.progress(len(self.rows), self.total, row)
-
-    def close(self):
-        if self.progress is True:
-            print(f"{len(self.rows)} runs, {sum(r['seconds'] for r in self.rows):.0f} s; mean test accuracy "
-                  f"{np.mean([r['test_accuracy'] for r in self.rows]):.1%}", flush=True)
+        runs.add({**run_row(work, data, seed, seconds), "patch_steps": {p: int(np.sum(drawn == p)) for p in sizes},
+                  "trained": models[seed]})
+    runs.done("FlexiViT")
+    return runs.rows

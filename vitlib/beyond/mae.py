@@ -149,25 +149,21 @@ class MaskedAutoencoder(keras.Model):
 
 def pretrain(mae, images, steps=200, batch_size=64, learning_rate=3e-3, weight_decay=0.05, seed=0, callbacks=()):
     """Pre-train ``mae`` on ``images`` (no labels): ``steps`` steps of ``batch_size`` images with AdamW, a tenth of
-    the steps of linear warm-up, then cosine decay (the digits recipe's optimiser, :mod:`vitlib.training.schedule`).
+    the steps of linear warm-up, then cosine decay, no gradient clipping (the digits recipe's optimiser,
+    :func:`vitlib.training.fitting.step_budget`, trained by :func:`vitlib.training.fitting.train_budget`).
     Returns the loss of each tenth of the steps (the mean squared error on hidden patches)."""
-    from vitlib.data.pipeline import make_pipeline
-    from vitlib.training.schedule import WarmupCosine
+    from vitlib.training.fitting import step_budget, train_budget
 
-    _checks.positive_int("steps", steps)
-    if steps % 10:
-        raise ValueError(f"steps must be a multiple of 10 (10 chunks of steps / 10), got {steps}.")
-    images = np.asarray(images, "float32")
-    schedule = WarmupCosine(learning_rate, steps, steps // 10)
-    per_call = 1 if keras.backend.backend() == "torch" else steps // 10
+    config, steps_per_epoch = step_budget(steps, batch_size, learning_rate=learning_rate, weight_decay=weight_decay,
+                                          clip_norm=None)
+    history = keras.callbacks.History()
     head = mae.vit.get_layer("head")
     head.trainable = False  # the decoder replaces the head: nothing to learn there without labels
-    mae.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=weight_decay), steps_per_execution=per_call)
-    data = make_pipeline(images, np.zeros(len(images), "int32"), batch_size, shuffle=True, seed=seed,
-                         drop_remainder=True, repeat=True).map(lambda x, y: x)
     try:
-        history = mae.fit(data, epochs=10, steps_per_epoch=steps // 10, verbose=0, shuffle=False,
-                          callbacks=list(callbacks))
+        if not mae.built:  # its optimiser may be built at compile time, for every variable the decoder has
+            mae.build()
+        train_budget(mae, images, config, seed, steps_per_epoch, callbacks=[*callbacks, history], own_loss=True,
+                     steps_per_execution=1 if keras.backend.backend() == "torch" else steps_per_epoch)
     finally:
         head.trainable = True
     return history.history["loss"]

@@ -15,6 +15,7 @@ import html
 import re
 import textwrap
 
+from vitlib._notebook import in_notebook
 from vitlib.exercises.bank import EXERCISES
 
 # verdict -> (symbol, word, frame colour, background): right and wrong told apart by symbol and word, not colour alone
@@ -70,17 +71,8 @@ class Feedback:
                 + "".join(parts) + "</div>")
 
 
-def _in_notebook():
-    """True inside a Jupyter kernel (JupyterLab, nbval), where output can be HTML."""
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return False
-    return getattr(get_ipython(), "kernel", None) is not None
-
-
 def _say(feedback):
-    if _in_notebook():
+    if in_notebook():
         from IPython.display import display
 
         display(feedback)

@@ -3,7 +3,8 @@ one budget rule for all, collected in a tidy table (one dict per run).
 
 The budget rule: every run takes the same number of optimiser steps of the same batch size, whatever the model
 and however many training images it has (a small fraction is seen many more times). The optimiser is the
-recipe's: AdamW, warm-up + cosine, label smoothing, gradient clipping (:func:`vitlib.training.fitting.compile_for_training`).
+recipe's: AdamW, warm-up + cosine, label smoothing, gradient clipping (:func:`vitlib.training.fitting.step_budget`,
+trained by :func:`vitlib.training.fitting.train_budget`).
 
     rows = run_grid({"ViT": lambda seed: vitlib.build_vit(...), "CNN": lambda seed: small_cnn(...)}, data,
                     fractions=(0.1, 1.0), seeds=(0, 1, 2), steps=300)
@@ -17,14 +18,19 @@ and seeds without retracing.
 """
 import dataclasses
 import json
-import time
 
 import keras
 import numpy as np
 
-from vitlib import _checks, speed
-from vitlib.data.pipeline import make_pipeline
-from vitlib.training.fitting import accuracy, compile_for_training, with_augmentation
+from vitlib import speed
+from vitlib.training.fitting import (
+    accuracy,
+    compile_for_training,
+    step_budget,
+    train_budget,
+    with_augmentation,
+)
+from vitlib.training.progress import Runs
 from vitlib.training.recipes import recipe
 
 
@@ -44,21 +50,6 @@ def _check_fraction(fraction):
         raise ValueError(f"fraction must be in (0, 1], got {fraction!r}.")
 
 
-def budget(steps=300, batch_size=64, **recipe_overrides):
-    """The :class:`vitlib.training.recipes.TrainConfig` of every run: the digits recipe's optimiser, ``steps`` steps of
-    ``batch_size`` images, in 10 "epochs" of steps / 10 (for the schedule and the log; data repeats freely)."""
-    _checks.positive_int("steps", steps)
-    if steps % 10:
-        raise ValueError(f"steps must be a multiple of 10 (10 chunks of steps / 10), got {steps}.")
-    return recipe("digits", epochs=10, warmup_epochs=1, batch_size=batch_size, train_on_validation=False,
-                  keep="last", **recipe_overrides), steps // 10
-
-
-def _pipeline(data, config, seed):
-    return make_pipeline(data.x_train, data.y_train, config.batch_size, data.num_classes, shuffle=True, seed=seed,
-                         drop_remainder=True, map_fn=data.train_map, repeat=True)
-
-
 def _per_call(steps_per_epoch):
     """Steps per call of the traced step: a whole "epoch" of the budget, except on PyTorch (Keras allows only 1)."""
     return 1 if keras.backend.backend() == "torch" else steps_per_epoch
@@ -70,20 +61,21 @@ def _compile_run(model, config, steps_per_epoch):
 
 
 def train_run(build, data, seed=0, steps=300, batch_size=64, verbose=0, **recipe_overrides):
-    """One run, written out: seed, build the model, compile it with the recipe's optimiser, train ``steps`` steps,
-    test. ``build(seed)`` returns an uncompiled Keras classifier (logits) for ``data``'s images, drawing its initial
+    """One run, written out: seed, build the model, train it ``steps`` steps with the recipe's optimiser, test.
+    ``build(seed)`` returns an uncompiled Keras classifier (logits) for ``data``'s images, drawing its initial
     weights from Keras' global random state (seeded just before). ``recipe_overrides`` change the optimiser (e.g.
     ``learning_rate=1e-3``). Returns its row and the trained model."""
-    config, steps_per_epoch = budget(steps, batch_size, **recipe_overrides)
+    config, steps_per_epoch = step_budget(steps, batch_size, **recipe_overrides)
     keras.utils.set_random_seed(seed)
-    model = compile_for_training(build(seed), config, steps_per_epoch, steps_per_execution=_per_call(steps_per_epoch))
-    start = time.perf_counter()
-    model.fit(_pipeline(data, config, seed), epochs=config.epochs, steps_per_epoch=steps_per_epoch, verbose=verbose,
-              shuffle=False)  # the pipeline shuffles
-    return _row(model, data, seed, time.perf_counter() - start), model
+    model = build(seed)
+    seconds = train_budget(model, data, config, seed, steps_per_epoch, verbose=verbose,
+                           steps_per_execution=_per_call(steps_per_epoch))
+    return run_row(model, data, seed, seconds), model
 
 
-def _row(model, data, seed, seconds, forward=None):
+def run_row(model, data, seed, seconds, forward=None):
+    """A run's row of the tidy table: its seed, training images, parameters, validation and test accuracy
+    (:func:`~vitlib.training.fitting.accuracy`; ``forward``: a traced forward pass to use) and training seconds."""
     return {"seed": seed, "train_images": len(data.y_train), "parameters": int(model.count_params()),
             "val_accuracy": accuracy(model, data.x_val, data.y_val, forward),
             "test_accuracy": accuracy(model, data.x_test, data.y_test, forward), "seconds": round(seconds, 2)}
@@ -106,19 +98,16 @@ def run_grid(builders, data, fractions=(1.0,), seeds=(0, 1, 2), steps=300, batch
         raise ValueError("builders is empty: give at least one name -> build() pair.")
     for fraction in fractions:  # before any training
         _check_fraction(fraction)
-    config, steps_per_epoch = budget(steps, batch_size, **recipe_overrides)
-    rows, total = [], len(builders) * len(fractions) * len(seeds)
+    config, steps_per_epoch = step_budget(steps, batch_size, **recipe_overrides)
+    runs = Runs(progress, len(builders) * len(fractions) * len(seeds))
     with speed.switched(config.speed):
         for name, build in builders.items():
             for seed in seeds:
                 for row in _seed_runs(name, build, data, fractions, seed, config, steps_per_epoch, keep_models,
                                       json.dumps(recipe_overrides, sort_keys=True, default=str)):
-                    rows.append(row)
-                    if callable(progress):
-                        progress(len(rows), total, row)
-            if progress is True:
-                _report(name, rows, total)
-    return rows
+                    runs.add(row)
+            runs.done(name)
+    return runs.rows
 
 
 def _seed_runs(name, build, data, fractions, seed, config, steps_per_epoch, keep_models, overrides):
@@ -136,20 +125,12 @@ def _seed_runs(name, build, data, fractions, seed, config, steps_per_epoch, keep
         model.set_weights(start_weights)
         part = fraction_of(data, fraction, seed)
         speed.set_seed(seed)
-        start = time.perf_counter()
-        model.fit(_pipeline(part, config, seed), epochs=config.epochs, steps_per_epoch=steps_per_epoch, verbose=0,
-                  shuffle=False)
-        row = {"model": name, "fraction": fraction, **_row(model, part, seed, time.perf_counter() - start, forward)}
+        seconds = train_budget(model, part, config, seed, steps_per_epoch, compiled=True)
+        row = {"model": name, "fraction": fraction, **run_row(model, part, seed, seconds, forward)}
         if keep_models:  # a model of its own with the trained weights (the compiled one trains on)
             row["trained"] = fresh if k == 0 else build(seed)
             row["trained"].set_weights(model.get_weights())
         yield row
-
-
-def _report(name, rows, total):
-    mine = [r for r in rows if r["model"] == name]
-    print(f"{name}: {len(mine)} runs, {sum(r['seconds'] for r in mine):.0f} s; mean test accuracy "
-          f"{np.mean([r['test_accuracy'] for r in mine]):.1%} ({len(rows)} of {total} runs done)", flush=True)
 
 
 def _architecture(model):
@@ -200,15 +181,9 @@ def epoch_run(build, data, seed=0, epochs=20, recipe_name="mnist_5k", **recipe_o
     with speed.switched(config.speed):
         keras.utils.set_random_seed(seed)
         model = build(seed)
-        training = with_augmentation(model, config)
-        steps_per_epoch = -(-len(data.y_train) // config.batch_size)
-        compile_for_training(training, config, steps_per_epoch)
-        pipe = make_pipeline(data.x_train, data.y_train, config.batch_size, data.num_classes, shuffle=True,
-                             seed=seed, map_fn=data.train_map)
         scores = EpochScores(model, data)
-        start = time.perf_counter()
-        training.fit(pipe, epochs=config.epochs, verbose=0, shuffle=False, callbacks=[scores])
-        seconds = time.perf_counter() - start
+        seconds = train_budget(with_augmentation(model, config), data, config, seed, callbacks=[scores],
+                               drop_remainder=False)  # every image, every epoch
     best = len(scores.val) - 1 - int(np.argmax(scores.val[::-1]))  # the last epoch of highest validation accuracy
     row = {"seed": seed, "train_images": len(data.y_train), "epochs": epochs, "val_curve": scores.val,
            "test_curve": scores.test, "best_epoch": best + 1, "last_test": scores.test[-1],

@@ -15,6 +15,7 @@ import keras
 import numpy as np
 
 from vitlib import _checks, speed
+from vitlib._notebook import in_notebook
 from vitlib.data.datasets import load_dataset
 from vitlib.data.pipeline import make_pipeline
 from vitlib.inspection.analysis import LayoutTracker
@@ -30,6 +31,8 @@ from vitlib.training.fitting import (
     metrics_argument,
     read_history,
     recipe_augmentation,
+    train_budget,
+    training_batches,
     with_augmentation,
 )
 from vitlib.training.recipes import TrainConfig
@@ -65,7 +68,7 @@ def train(config, out_dir="runs/digits", verbose="auto", data=None):
             with strategy.scope() if strategy is not None else contextlib.nullcontext():
                 teacher = _teacher(config, data, batches, out / "teacher.keras") if config.distill else None
                 vit, model = _models(config, data, batches, teacher and teacher[0])
-                training_batches = batches.pipe(data.x_train, data.y_train, True)
+                training_batches = batches.training()
                 initial_epoch = _resume(model, out, strategy, training_batches)
             history, seconds = _fit(config, model, vit, batches, training_batches, initial_epoch, out, verbose, strategy)
             test_accuracy = _test(config, vit, data, batches, out)
@@ -143,12 +146,13 @@ class Batches:
         return cls(config, data, len(data.y_train) // config.batch_size if drop_remainder else 1, drop_remainder,
                    max(config.batch_size, EVAL_BATCH) if replicas == 1 else config.batch_size, replicas, shards)
 
-    def pipe(self, x, y, training):
-        """The ``tf.data`` pipeline of a split: shuffled, moved and batched for training, or batched for evaluation."""
-        return make_pipeline(x, y, self.config.batch_size if training else self.eval_batch, self.data.num_classes,
-                             training, self.config.seed, drop_remainder=training and self.drop_remainder,
-                             map_fn=self.data.train_map if training else None,
-                             pad_to=self.shards if self.shards > 1 and not training else None)
+    def training(self):
+        """The training split's ``tf.data`` pipeline: shuffled, moved and batched (:func:`fitting.training_batches`)."""
+        return training_batches(self.data, self.config, self.config.seed, drop_remainder=self.drop_remainder)
+
+    def evaluation(self, x, y):
+        """An evaluation split's ``tf.data`` pipeline: batched, padded to split evenly over a JAX distribution's devices."""
+        return make_pipeline(x, y, self.eval_batch, self.data.num_classes, pad_to=self.shards if self.shards > 1 else None)
 
     @property
     def one_device(self):
@@ -169,13 +173,10 @@ def _teacher(config, data, batches, path):
         teacher, seconds = keras.saving.load_model(path), 0.0
     else:
         teacher = small_cnn(data.image_shape, data.num_classes, name="teacher")
-        wrapped = compile_for_training(with_augmentation(teacher, config), config, batches.steps_per_epoch)
-        start = time.perf_counter()
-        wrapped.fit(batches.pipe(data.x_train, data.y_train, True), epochs=config.epochs, verbose=0, shuffle=False)
-        seconds = time.perf_counter() - start
+        seconds = train_budget(with_augmentation(teacher, config), data, config, config.seed,
+                               drop_remainder=batches.drop_remainder)
         teacher.save(path)
-    predictions = teacher.predict(data.x_test, batch_size=EVAL_BATCH, verbose=0)
-    return teacher, seconds, float(np.mean(np.argmax(predictions, -1) == data.y_test))
+    return teacher, seconds, accuracy(teacher, data.x_test, data.y_test)
 
 
 def _initial_vit(config, data):
@@ -233,7 +234,7 @@ def _callbacks(config, vit, out, verbose):
         keras.callbacks.CSVLogger(str(out / "history.csv"), append=True),
         backup.Backup(out / "backup", staged_files=[out / "best.keras"]),
     ]
-    if verbose == "line" or (verbose == "auto" and progress.in_notebook()):
+    if verbose == "line" or (verbose == "auto" and in_notebook()):
         return [*callbacks, progress.EpochLine(out.name)], 0  # the run, by its folder
     return callbacks, verbose
 
@@ -242,7 +243,7 @@ def _fit(config, model, vit, batches, training_batches, initial_epoch, out, verb
     """Keras' ``fit`` from ``initial_epoch`` to ``config.epochs``; the last model saved. Returns (history, seconds)."""
     callbacks, verbose = _callbacks(config, vit, out, verbose)
     data = batches.data
-    validation = batches.pipe(data.x_val, data.y_val, False) if len(data.y_val) else None
+    validation = batches.evaluation(data.x_val, data.y_val) if len(data.y_val) else None
     start = time.perf_counter()
     with multiworker.lost_worker_explained(strategy):
         history = model.fit(training_batches, validation_data=validation, epochs=config.epochs, callbacks=callbacks,
@@ -259,7 +260,7 @@ def _test(config, vit, data, batches, out):
         return accuracy(tested, data.x_test, data.y_test)
     tested.compile(loss=keras.losses.CategoricalCrossentropy(from_logits=True),  # split over the devices, as in training
                    **metrics_argument(["accuracy"], weighted=batches.shards > 1))
-    return tested.evaluate(batches.pipe(data.x_test, data.y_test, False), verbose=0)[1]
+    return tested.evaluate(batches.evaluation(data.x_test, data.y_test), verbose=0)[1]
 
 
 def _metrics(config, data, vit, history, seconds, test_accuracy, teacher, precision, batches, out):

@@ -2,7 +2,7 @@
 
 In a notebook the line is an IPython display that is updated in place, so the saved notebook keeps only its last
 state (no flood of per-step lines); in a terminal it is rewritten with a carriage return; elsewhere (a pipe, a log
-file) only the last state is printed.
+file) only the last state is printed. :class:`Runs` reports a series of runs (``run_grid``, ``train_flexible``).
 
     with vitlib.training.progress.Line("grid") as line:        # any loop
         for i in range(n):
@@ -13,12 +13,9 @@ import sys
 import time
 
 import keras
+import numpy as np
 
-
-def in_notebook():
-    """Whether this runs in a Jupyter kernel (JupyterLab, nbval)."""
-    shell = sys.modules.get("IPython") and sys.modules["IPython"].get_ipython()
-    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
+from vitlib._notebook import in_notebook
 
 
 class Line:
@@ -81,3 +78,25 @@ class EpochLine(keras.callbacks.Callback):
 
     def on_train_end(self, logs=None):
         self.line.close()
+
+
+class Runs:
+    """The progress of a series of runs, each a row with ``seconds`` and ``test_accuracy``. ``progress``: True prints one
+    line per model once its runs are done (:meth:`done`), False nothing, a function ``progress(done, total, row)`` is
+    called after every run (:meth:`add`)."""
+
+    def __init__(self, progress, total):
+        self.progress, self.total, self.rows = progress, total, []
+
+    def add(self, row):
+        self.rows.append(row)
+        if callable(self.progress):
+            self.progress(len(self.rows), self.total, row)
+
+    def done(self, name):
+        """The runs of ``name`` (the rows whose ``model`` is ``name``, or that name no model) are done."""
+        if self.progress is True:
+            mine = [r for r in self.rows if r.get("model", name) == name]
+            print(f"{name}: {len(mine)} runs, {sum(r['seconds'] for r in mine):.0f} s; mean test accuracy "
+                  f"{np.mean([r['test_accuracy'] for r in mine]):.1%} ({len(self.rows)} of {self.total} runs done)",
+                  flush=True)
