@@ -169,3 +169,73 @@ def test_mnist_5k_refuses_sizes_it_cannot_make_and_says_what_to_install(monkeypa
         datasets.load_dataset("mnist_5k")
     monkeypatch.undo()
     datasets._mnist_5k_arrays.cache_clear()
+
+
+def _thirds(seed, validation_fraction, test_fraction, size=12):
+    """A throwaway data set: a bright bar in the left, middle or right third of a dark size x size image."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 3, 240).astype("int32")
+    x = rng.uniform(0, 0.3, (240, size, size, 1)).astype("float32")
+    third = size // 3
+    for image, label in zip(x, labels):
+        image[:, label * third:(label + 1) * third] += 0.7
+    return datasets.split_dataset("thirds", x, labels, seed, validation_fraction, test_fraction)
+
+
+@pytest.fixture
+def thirds(monkeypatch):
+    """A data set registered for one test only: one register_dataset entry, nothing else."""
+    monkeypatch.setattr(datasets, "DATASETS", dict(datasets.DATASETS))  # the real registry comes back afterwards
+    datasets.register_dataset("thirds", "a throwaway: a bright bar in the left, middle or right third of the image",
+                              class_names=("left", "middle", "right"))(_thirds)
+    return "thirds"
+
+
+@pytest.mark.backend_independent
+def test_a_data_set_is_one_registry_entry_that_load_dataset_the_help_and_its_errors_read(thirds, capsys):
+    from vitlib import train as cli
+
+    data = datasets.load_dataset(thirds)
+    assert data.class_names == ["left", "middle", "right"] and data.image_shape == (12, 12, 1)
+    assert datasets.DATASETS[thirds].options == {"size": 12}
+    assert datasets.load_dataset(thirds, size=21).image_shape == (21, 21, 1)
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["--help"])
+    assert stop.value.code == 0
+    assert "thirds: a throwaway: a bright bar in the left, middle or right third" in " ".join(
+        capsys.readouterr().out.split())
+    with pytest.raises(ValueError, match=r"Unknown dataset name 'imagenet'\. Choose one of: 'digits', .*'thirds'"):
+        datasets.load_dataset("imagenet")
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["--dataset", "imagenet"])
+    assert stop.value.code == 2 and "'imagenet'" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="describe the data set in one line"):
+        datasets.register_dataset("nameless", "")
+
+
+def test_a_registered_data_set_trains_from_the_command_line_with_the_generic_recipe(thirds, tmp_path, capsys):
+    import json
+
+    import keras
+
+    from vitlib import train as cli
+
+    assert cli.main(["--dataset", thirds, "--epochs", "2", "--warmup-epochs", "1", "--verbose", "0",
+                     "--out", str(tmp_path / "run")]) == 0
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["config"]["dataset"] == thirds and metrics["config"]["model"]["patch_size"] == "auto"
+    assert metrics["tested_model"] == "best.keras" and metrics["epochs_this_run"] == [0, 1]
+    vit = keras.saving.load_model(tmp_path / "run" / "best.keras")
+    assert vit.config.patch_size == 3 and vit.config.grid_size == (4, 4) and vit.config.num_classes == 3
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["train_images"] == len(datasets.load_dataset(thirds).y_train)
+
+
+@pytest.mark.backend_independent
+def test_the_references_table_of_data_sets_is_the_registrys():
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "reference.md").read_text()
+    table = text.split("<!-- datasets -->\n")[1].split("<!-- /datasets -->")[0]
+    assert table == datasets.markdown_table(), (
+        "docs/reference.md's data sets differ from the registry: paste in the output of "
+        "python -c 'from vitlib.data import datasets; print(datasets.markdown_table(), end=\"\")'")

@@ -1,6 +1,7 @@
 """Command line: ``python -m vitlib.train --dataset digits --epochs 30 --out runs/digits``.
 
-Starts from the data set's recipe (see ``vitlib.training.recipes.RECIPES``); options override it. Run the same
+Starts from the data set's recipe (see ``vitlib.training.recipes.RECIPES``), or the generic recipe for a data set
+without one (``recipes.recipe_for``); options override it. Run the same
 command again after an interruption to resume. ``--resume-from runs/digits/last.keras --image-size 16`` fine-tunes
 a saved model at a new resolution, its position embeddings interpolated (Sec. 3.2 of the paper).
 Writes ``OUT/metrics.json``, ``OUT/best.keras`` (best validation accuracy) and ``OUT/last.keras`` (last epoch);
@@ -27,14 +28,15 @@ def build_parser():
     from vitlib.training import devices, recipes
 
     parser = argparse.ArgumentParser(prog="python -m vitlib.train", description=__doc__.split("\n")[0])
-    parser.add_argument("--dataset", choices=list(datasets.DATASETS),
-                        help="default: the --recipe's, else digits. digits (embedded), translated_digits (the digits "
-                             "at random places on a larger canvas, embedded), centred_digits (the same in its middle), "
-                             "position (generated); the others download once from keras.datasets")
-    parser.add_argument("--canvas-size", type=int,
-                        help="translated_digits, centred_digits: the canvas' side in pixels (default 16)")
+    parser.add_argument("--dataset", choices=list(datasets.DATASETS), metavar="DATASET", help=_dataset_help())
+    canvas = {name: entry.options["canvas_size"] for name, entry in datasets.DATASETS.items()
+              if "canvas_size" in entry.options}
+    parser.add_argument("--canvas-size", type=int, help=f"{', '.join(canvas)}: the canvas' side in pixels (default "
+                                                        f"{', '.join(sorted(set(map(str, canvas.values()))))})")
     parser.add_argument("--recipe", choices=list(recipes.RECIPES),
-                        help="recipe to start from (default: the data set's own, else digits)")
+                        help="recipe to start from (default: the data set's own, else the generic recipe: the digits "
+                             "recipes' optimiser and model size, plain patches of the largest size that leaves a grid "
+                             "of at least 4x4, no augmentation)")
     parser.add_argument("--out", default=None, help="output folder (default runs/DATASET)")
     for name, kind in [("epochs", int), ("batch-size", int), ("learning-rate", float), ("weight-decay", float),
                        ("warmup-epochs", int), ("label-smoothing", float), ("translate", float), ("seed", int),
@@ -78,6 +80,14 @@ def build_parser():
     return parser
 
 
+def _dataset_help():
+    """``--dataset``'s help: every registered data set with its description (``DATASETS``)."""
+    from vitlib.data import datasets
+
+    described = "; ".join(f"{name}: {entry.description}" for name, entry in datasets.DATASETS.items())
+    return "default: the --recipe's, else digits. " + described.replace("%", "%%")  # argparse formats with %
+
+
 def main(argv=None):
     from vitlib.data import datasets
     from vitlib.training import loop, multiworker, recipes
@@ -87,7 +97,6 @@ def main(argv=None):
     if args.quiet and args.verbose not in (None, 0):
         options.error(f"--quiet and --verbose {args.verbose} contradict each other: give one of them.")
     verbose = 0 if args.quiet else args.verbose if args.verbose is not None else 1 if sys.stdout.isatty() else 2
-    name = args.recipe or (args.dataset if args.dataset in recipes.RECIPES else "digits")
     overrides, model_options = recipe_overrides(args)
     if args.resume_from is not None and (args.variant or model_options):
         given = ", ".join(f"--{k.replace('_', '-')}" for k in ("variant", *MODEL_OPTIONS) if getattr(args, k) is not None)
@@ -95,7 +104,8 @@ def main(argv=None):
               f"{'it' if ',' not in given else 'them'} out (the saved model's architecture is used).", file=sys.stderr)
         return 2
     try:
-        config = recipes.recipe(name, **overrides)
+        config = (recipes.recipe(args.recipe, **overrides) if args.recipe
+                  else recipes.recipe_for(args.dataset or "digits", **overrides))
         metrics = loop.train(config, args.out or f"runs/{config.dataset}", verbose=verbose)
     except (ValueError, datasets.DatasetUnavailableError) as exc:
         print(f"error: {exc}", file=sys.stderr)

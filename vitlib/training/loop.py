@@ -35,7 +35,7 @@ from vitlib.training.fitting import (
     training_batches,
     with_augmentation,
 )
-from vitlib.training.recipes import TrainConfig
+from vitlib.training.recipes import TrainConfig, generic_patch_size
 
 RESULTS = ("history.csv", "best.keras", "last.keras", "metrics.json", "teacher.keras", "layout.npz")
 
@@ -184,8 +184,11 @@ def _initial_vit(config, data):
     data's image size (position embeddings resized by ``config.pos_resize``; :mod:`vitlib.training.resolution`)."""
     keras.utils.set_random_seed(config.seed)  # the ViT starts the same with or without a teacher
     if config.init_from is None:
-        return build_vit(**{"image_size": data.image_shape[:2], "channels": data.image_shape[2],
-                            "num_classes": data.num_classes, **config.model})
+        options = {"image_size": data.image_shape[:2], "channels": data.image_shape[2], "num_classes": data.num_classes,
+                   **config.model}
+        if options.get("patch_size") == "auto":  # the generic recipe: a patch size that suits these images
+            options["patch_size"] = generic_patch_size(data.image_shape[:2])
+        return build_vit(**options)
     saved = resolution.load_vit(config.init_from)
     if (saved.config.channels, saved.config.num_classes) != (data.image_shape[2], data.num_classes):
         raise ValueError(f"{config.init_from} takes {saved.config.channels}-channel images and has "

@@ -12,7 +12,8 @@ from vitlib.training.devices import JIT_SETTINGS, PRECISIONS, STRATEGIES
 
 @dataclasses.dataclass
 class TrainConfig:
-    """Everything about one training run. ``model`` holds ``build_vit`` keyword arguments."""
+    """Everything about one training run. ``model`` holds ``build_vit`` keyword arguments (``patch_size="auto"``:
+    :func:`generic_patch_size` of the data's images)."""
 
     dataset: str = "digits"
     dataset_options: dict = dataclasses.field(default_factory=dict)  # load_dataset keywords, e.g. {"canvas_size": 16}
@@ -122,11 +123,45 @@ RECIPES = {
 }
 
 
+# A data set without a recipe of its own (recipe_for) trains with this one: the optimiser and model size of the digits
+# recipes, which train a small ViT from scratch on a CPU; the paper's plain patches, of the size generic_patch_size
+# picks for the images; no augmentation, since whether a shift or a flip keeps an image's label depends on the data;
+# the best epoch by validation accuracy, since nothing was tuned that could choose one.
+GENERIC = dict(epochs=20, batch_size=64, learning_rate=3e-3, weight_decay=0.05, warmup_epochs=3, augment="none",
+               flip=False, keep="best", train_on_validation=False,
+               model=dict(variant=None, patch_size="auto", hidden_size=64, depth=3, num_heads=4, mlp_dim=128,
+                          stem="patch"), speed=True)
+GENERIC_PATCH_SIZES = range(16, 0, -1)  # the patch sides the generic recipe tries, largest first
+GENERIC_MIN_GRID = 4  # patches along each side at least: with fewer, there is little layout left to learn
+
+
+def generic_patch_size(image_size):
+    """The generic recipe's patch side for ``image_size`` (an int or (height, width)): the largest of
+    ``GENERIC_PATCH_SIZES`` that divides both sides and leaves a grid of at least ``GENERIC_MIN_GRID`` patches along
+    each (8 -> 2, 12 -> 3, 20 -> 5, 28 -> 7, 32 -> 8, 224 -> 16): as few tokens as keep a layout to learn, so steps
+    are fast; 1 (every pixel a token) when none does."""
+    height, width = _checks.int_pair("image_size", image_size)
+    return next((p for p in GENERIC_PATCH_SIZES
+                 if height % p == 0 and width % p == 0 and min(height, width) // p >= GENERIC_MIN_GRID), 1)
+
+
 def recipe(name, **overrides):
     """A :class:`TrainConfig` from a named recipe (one of ``RECIPES``), with overrides; ``model`` and
     ``dataset_options`` are merged key by key."""
     _checks.choice("recipe", name, tuple(RECIPES))
-    base = dict(RECIPES[name])
+    return _with_overrides(RECIPES[name], overrides)
+
+
+def recipe_for(dataset, /, **overrides):
+    """The recipe a data set trains with when none is named: its own (``RECIPES[dataset]``), or else ``GENERIC`` for
+    it, whose ``patch_size="auto"`` becomes :func:`generic_patch_size` of the data's images when the ViT is built."""
+    if dataset in RECIPES:
+        return recipe(dataset, **overrides)
+    return _with_overrides({**GENERIC, "dataset": dataset}, overrides)
+
+
+def _with_overrides(base, overrides):
+    base = dict(base)
     if overrides.get("keep") == "best":  # picking the best epoch needs the validation images held out
         overrides.setdefault("train_on_validation", False)
     for nested in ("model", "dataset_options"):  # dicts are merged with the recipe's, key by key
