@@ -157,7 +157,7 @@ def pretrain(mae, images, steps=200, batch_size=64, learning_rate=3e-3, weight_d
     config, steps_per_epoch = step_budget(steps, batch_size, learning_rate=learning_rate, weight_decay=weight_decay,
                                           clip_norm=None)
     history = keras.callbacks.History()
-    head = mae.vit.get_layer("head")
+    head = mae.vit.classifier
     head.trainable = False  # the decoder replaces the head: nothing to learn there without labels
     try:
         if not mae.built:  # its optimiser may be built at compile time, for every variable the decoder has
