@@ -104,7 +104,8 @@ class MaskedAutoencoder(keras.Model):
         hidden = ops.broadcast_to(self.mask_token, (ops.shape(y)[0], n - self.visible, self.decoder_width))
         shuffled = ops.concatenate([y[:, self.prefix:], hidden], axis=1)  # patches in the order of `order`
         restore = ops.argsort(order, axis=-1)  # back to grid order
-        y = ops.concatenate([y[:, : self.prefix], _gather(shuffled, restore)], axis=1) + self.decoder_positions
+        y = ops.concatenate([y[:, : self.prefix], _gather(shuffled, restore)], axis=1)
+        y = ops.add(y, self.decoder_positions)  # a NumPy table: `+` fails on PyTorch tensors that need gradients
         for block in self.decoder_blocks:
             y = block(y, training=training)
         pixels = self.decoder_pred(self.decoder_norm(y)[:, self.prefix:])  # (B, N, P·P·C)
@@ -123,8 +124,8 @@ class MaskedAutoencoder(keras.Model):
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         """Mean squared error over the hidden patches only (Sec. 3 of He et al., "Reconstruction target")."""
         pixels, mask = y_pred
-        per_patch = ops.mean(ops.square(pixels - self.targets(x)), axis=-1)  # (B, N)
-        return ops.sum(per_patch * mask) / ops.sum(mask)
+        per_patch = ops.mean(ops.square(ops.subtract(pixels, self.targets(x))), axis=-1)  # (B, N)
+        return ops.divide(ops.sum(ops.multiply(per_patch, mask)), ops.sum(mask))
 
     def reconstruct(self, images):
         """For pictures: (masked, reconstructed) images as NumPy arrays. ``masked``: hidden patches set to 0;

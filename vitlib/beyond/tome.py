@@ -74,12 +74,13 @@ def merge_tokens(x, size, metric, r, class_token=True, source=None):
     """One ToMe step: merge the r most similar pairs of tokens ``x`` (B, T, D) with sizes ``size`` (B, T, 1) into
     their size-weighted means. Returns (x, size) with T - r tokens, or (x, size, source) when ``source`` (B, T, N),
     which original patches each token holds, is given."""
+    x, size, metric = (ops.convert_to_tensor(t) for t in (x, size, metric))  # NumPy arrays too, on every backend
     kept, merged, into = bipartite_soft_matching(metric, r, class_token)
     total = merge(size, kept, merged, into)
     x = merge(x * size, kept, merged, into) / total  # the size-weighted mean
     if source is None:
         return x, total
-    return x, total, merge(source, kept, merged, into)
+    return x, total, merge(ops.convert_to_tensor(source), kept, merged, into)
 
 
 def drop_tokens(x, size, r, random, class_token=True, source=None):
