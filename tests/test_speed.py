@@ -103,3 +103,65 @@ def test_a_switch_inside_one_that_asked_the_same_keeps_its_answer_and_warns_no_m
         with speed.switched() as outer, speed.switched() as inner, speed.switched(False) as off:
             assert not outer and not inner and not off
     assert [w.category for w in caught].count(speed.SpeedLayerOff) == 1
+
+
+def _hooks_acting(tmp_seed=3):
+    """Which parts of the speed layer act now, read off what each hook does (TensorFlow)."""
+    model = tiny_vit()
+    acting = []
+    speed.accelerate(model)
+    if model.get_layer("encoder_block_0").mlp.fc1.activation is not keras.activations.gelu:
+        acting.append("gradients")
+    if type(speed.optimizer(keras.optimizers.AdamW(1e-3))) is not keras.optimizers.AdamW:
+        acting.append("adamw")
+    compiles = []
+
+    def compile_fn(wrapper):
+        compiles.append(wrapper)
+        wrapper.compile(optimizer="adam", loss="mse")
+        return wrapper
+
+    for _ in range(2):  # the compiled part keeps the first model for the second run
+        speed.training_model("parts test", model, compile_fn, model)
+    if len(compiles) == 1 and speed.shared_model("parts test", lambda: compile_fn(tiny_vit())) != (None, None):
+        acting.append("compiled")
+    import tensorflow as tf
+
+    speed.set_seed(tmp_seed)  # the seeding part holds TensorFlow's global seed; keras.utils.set_random_seed sets it
+    if tf.compat.v1.random.get_seed(0)[0] != tmp_seed:
+        acting.append("seeding")
+    return acting
+
+
+@pytest.mark.tensorflow_only
+@pytest.mark.parametrize("setting, expected", [
+    (None, ["gradients", "adamw", "compiled", "seeding"]),
+    ("all", ["gradients", "adamw", "compiled", "seeding"]),
+    ("", []), ("none", []),
+    ("gradients", ["gradients"]), ("adamw", ["adamw"]), ("compiled", ["compiled"]), ("seeding", ["seeding"]),
+    ("adamw,compiled,seeding", ["adamw", "compiled", "seeding"]),  # all but one, as benchmarks/speed_parts.py runs
+    ("gradients, compiled,seeding", ["gradients", "compiled", "seeding"]),
+    ("gradients,adamw,seeding", ["gradients", "adamw", "seeding"]),
+    ("GRADIENTS,adamw,compiled", ["gradients", "adamw", "compiled"]),
+])
+def test_vitlib_speed_parts_switches_exactly_the_parts_it_names(monkeypatch, setting, expected):
+    from vitlib.speed import compiled
+
+    monkeypatch.setenv("VITLIB_SPEED", "on")
+    if setting is None:
+        monkeypatch.delenv("VITLIB_SPEED_PARTS", raising=False)
+    else:
+        monkeypatch.setenv("VITLIB_SPEED_PARTS", setting)
+    try:
+        with speed.switched():
+            assert list(speed.parts()) == expected
+            assert _hooks_acting() == expected
+        assert _hooks_acting() == []  # the switch off: no part acts, whatever the list says
+    finally:
+        compiled.forget()
+
+
+def test_vitlib_speed_parts_refuses_a_name_it_does_not_know(monkeypatch):
+    monkeypatch.setenv("VITLIB_SPEED_PARTS", "gradients,fused")
+    with pytest.raises(ValueError, match=r"VITLIB_SPEED_PARTS names 'fused'; the parts are gradients, adamw"):
+        speed.parts()

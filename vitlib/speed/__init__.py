@@ -16,6 +16,12 @@ The training recipes turn it on (``TrainConfig.speed=True``): ``training.loop.tr
 ``switched(config.speed)``. ``VITLIB_SPEED=off`` in the environment keeps it off whatever a recipe says (the test suite
 runs the plain path so). These tricks use Keras internals, so on a Keras they were not checked against
 (``TESTED_KERAS``) the switch stays off, with one warning, and training runs on plain Keras.
+
+Each part can be left out on its own, to measure what it buys (``benchmarks/speed_parts.py``): with the switch on,
+``VITLIB_SPEED_PARTS`` lists the parts that act, comma-separated, of ``gradients`` (:func:`accelerate`), ``adamw``
+(:func:`optimizer` and :func:`build_optimizer`), ``compiled`` (:func:`training_model`, :func:`shared_model`) and
+``seeding`` (:func:`set_seed`); unset or ``all``: every part; empty or ``none``: none (the switch on, nothing swapped).
+A part left out gives the plain path, as the switch off does (:func:`parts`).
 """
 import contextlib
 import importlib
@@ -30,6 +36,7 @@ _PRIVATE = {  # the Keras internals it uses, checked before it switches on
     "keras.src.random.seed_generator": ("GLOBAL_SEED_GENERATOR",),
     "keras.src.utils.rng_utils": ("GLOBAL_RANDOM_SEED",),
 }
+PARTS = ("gradients", "adamw", "compiled", "seeding")  # what VITLIB_SPEED_PARTS may name
 _ON = [False]
 _ASKED = []  # what each switch entered and not yet left asked for, outermost first
 
@@ -84,14 +91,32 @@ def _allowed():
     return False
 
 
-def _tensorflow():
-    return _ON[0] and keras.backend.backend() == "tensorflow"
+def parts():
+    """The parts of the speed layer that act while it is on: ``VITLIB_SPEED_PARTS`` (comma-separated names of
+    ``PARTS``; unset or ``all``: every part; empty or ``none``: none), read at each use."""
+    names = os.environ.get("VITLIB_SPEED_PARTS", "all").replace(" ", "").lower()
+    if names == "all":
+        return PARTS
+    chosen = tuple(name for name in names.split(",") if name and name != "none")
+    unknown = [name for name in chosen if name not in PARTS]
+    if unknown:
+        raise ValueError(f"VITLIB_SPEED_PARTS names {', '.join(map(repr, unknown))}; the parts are "
+                         f"{', '.join(PARTS)} (or all, or none).")
+    return tuple(name for name in PARTS if name in chosen)
+
+
+def _active(part):
+    return _ON[0] and part in parts()
+
+
+def _tensorflow(part):
+    return _active(part) and keras.backend.backend() == "tensorflow"
 
 
 def accelerate(model):
     """``model`` with its LayerNorms and GELUs computing their gradients by hand (:mod:`~vitlib.speed.gradients`):
     the same weights and outputs. Unchanged when the speed layer is off, or not on TensorFlow."""
-    if _tensorflow():
+    if _tensorflow("gradients"):
         from vitlib.speed import gradients
 
         gradients.swap_in(model)
@@ -101,7 +126,7 @@ def accelerate(model):
 def optimizer(plain):
     """The optimiser to compile with: ``plain``, or for Keras' AdamW with the speed layer on, :class:`vitlib.speed.
     adamw.AdamW` with its configuration (the same updates, traced faster)."""
-    if _tensorflow() and type(plain) is keras.optimizers.AdamW:
+    if _tensorflow("adamw") and type(plain) is keras.optimizers.AdamW:
         from vitlib.speed import adamw
 
         return adamw.AdamW.from_config(plain.get_config())
@@ -111,14 +136,14 @@ def optimizer(plain):
 def build_optimizer(model):
     """With the speed layer on: create a compiled model's optimiser slots now. Created while TensorFlow traces the
     first step, they make it trace the whole step a second time."""
-    if _tensorflow():
+    if _tensorflow("adamw"):
         model.optimizer.build(model.trainable_variables)
 
 
 def set_seed(seed):
     """``keras.utils.set_random_seed(seed)``; with the speed layer on, without resetting TensorFlow's global seed,
     which makes TensorFlow rebuild every traced step (:mod:`~vitlib.speed.seeding`)."""
-    if _ON[0]:
+    if _active("seeding"):
         from vitlib.speed import seeding
 
         return seeding.set_seed(seed)
@@ -130,7 +155,7 @@ def set_seed(seed):
 def training_model(key, wrapper, compile_fn, vit, reuse=True):
     """``(compile_fn(wrapper), vit)``; with the speed layer on (TensorFlow, ``reuse``), the model compiled last for the
     same ``key`` instead, loaded with ``wrapper``'s weights (:mod:`~vitlib.speed.compiled`)."""
-    if _tensorflow() and reuse:
+    if _tensorflow("compiled") and reuse:
         from vitlib.speed import compiled
 
         return compiled.training_model(key, wrapper, compile_fn, vit)
@@ -141,7 +166,7 @@ def shared_model(key, compile_fn):
     """``(model, forward)`` for one of many short runs: with the speed layer on (TensorFlow), the model ``compile_fn()``
     compiled the first time for ``key`` (an architecture and budget), its optimiser zeroed for this run, and its
     ``model(batch, training=False)`` traced once; else ``(None, None)``: the caller compiles its own."""
-    if not _tensorflow():
+    if not _tensorflow("compiled"):
         return None, None
     from vitlib.speed import compiled
 
