@@ -30,7 +30,7 @@ test: $(VENV)/.installed-dev chromium lint
 # The edit-test loop (under 2 minutes on 2 cores): lint, then the core's unit tests (the paper's modules, every
 # registered layer, the error messages, the package's shape) on TensorFlow, with the speed layer off as in the suite,
 # leaving out the few marked slow (make test runs them).
-CORE_TESTS := $(foreach m,patches stems embeddings attention encoder model costs layers errors structure,tests/test_$(m).py)
+CORE_TESTS := $(foreach m,patches patch_embedding position_embedding attention encoder model costs layers errors structure,tests/test_$(m).py)
 check: $(VENV)/.installed-dev lint
 	KERAS_BACKEND=tensorflow VITLIB_SPEED=off $(PYTEST) -q -n 2 -m "not slow" $(CORE_TESTS)
 

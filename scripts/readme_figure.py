@@ -32,7 +32,7 @@ def position_table(keras_file):
 
 
 def main():
-    from vitlib.inspection import analysis, analysis_figures
+    from vitlib.inspection import analysis, figures
 
     run = next(r for r in json.loads((MODELS / "MANIFEST.json").read_text())["runs"] if r["folder"] == RUN)
     trained = position_table(MODELS / RUN / "last.keras")
@@ -43,7 +43,7 @@ def main():
             analysis.position_similarity(trained, grid, num_prefix_tokens=1),
         "untrained: the same model\nbefore its first step": analysis.position_similarity(untrained, grid, num_prefix_tokens=1),
     }
-    figure = analysis_figures.similarity_snapshots_figure(
+    figure = figures.similarity_snapshots_figure(
         panels, "position-embedding similarity: each patch's map at its place")
     figure.set_size_inches(6.4, 3.4)
     OUT.parent.mkdir(parents=True, exist_ok=True)

@@ -8,19 +8,19 @@ import numpy as np
 import pytest
 
 import vitlib
-from vitlib import attention, embeddings, encoder, model, stems
+from vitlib import attention, encoder, model, patch_embedding, position_embedding
 from vitlib.beyond import flexivit
 
 IMAGES = np.random.default_rng(0).random((2, 8, 8, 3)).astype("float32")
 TOKENS = np.random.default_rng(1).normal(size=(2, 5, 16)).astype("float32")  # 1 class token + a 2x2 grid
 
 CASES = {  # id -> (layer factory, input)
-    **{f"stem_{name}": (lambda cls=cls: cls(16, 4), IMAGES) for name, cls in stems.STEMS.items()},
+    **{f"stem_{name}": (lambda cls=cls: cls(16, 4), IMAGES) for name, cls in patch_embedding.STEMS.items()},
     "stem_patch_linear": (lambda: vitlib.PatchEmbedding(16, 4, mode="linear"), IMAGES),
     "patches": (lambda: vitlib.Patches(4), IMAGES),
     "class_token": (lambda: vitlib.ClassToken(), TOKENS[:, 1:]),
     **{f"position_{kind}": (lambda kind=kind: vitlib.PositionEmbedding(kind, (2, 2), 1), TOKENS)
-       for kind in embeddings.POSITION_EMBEDDINGS},
+       for kind in position_embedding.POSITION_EMBEDDINGS},
     **{f"attention_{name}": (lambda cls=cls: cls(4), TOKENS) for name, cls in attention.ATTENTIONS.items()},
     "attention_explicit": (lambda: vitlib.MultiHeadSelfAttention(4, attention_impl="explicit"), TOKENS),
     "layer_norm": (lambda: encoder.LayerNorm(), TOKENS),

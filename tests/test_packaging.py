@@ -66,7 +66,7 @@ def test_vitlib_works_without_the_notebook_packages():
         "import vitlib, vitlib.training.loop\n"
         "m = vitlib.build_vit(None, image_size=8, patch_size=4, hidden_size=8, depth=1, num_heads=2, mlp_dim=8, num_classes=3)\n"
         "print(tuple(m(vitlib.load_dataset('digits').x_test[:2].repeat(3, -1)).shape))\n"
-        "try:\n    import vitlib.inspection.plotting\nexcept ImportError as e:\n    print('plotting:', e)\n")
+        "try:\n    import vitlib.inspection.figures\nexcept ImportError as e:\n    print('plotting:', e)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.splitlines() == ["(2, 3)", "plotting: matplotlib is blocked: not installed"]
@@ -74,7 +74,7 @@ def test_vitlib_works_without_the_notebook_packages():
 
 @pytest.mark.backend_independent
 def test_import_vitlib_leaves_plotting_and_widgets_for_later():
-    code = ("import sys, vitlib; print([m for m in ('vitlib.inspection.plotting', 'vitlib.inspection.widgets', 'ipywidgets')"
+    code = ("import sys, vitlib; print([m for m in ('vitlib.inspection.figures', 'vitlib.inspection.widgets', 'ipywidgets')"
             " if m in sys.modules]); import vitlib.inspection.widgets; print('ipywidgets' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True).stdout
     assert out.split() == ["[]", "True"]  # loaded on first use (Keras itself may import matplotlib when installed)

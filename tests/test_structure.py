@@ -12,7 +12,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 VITLIB = ROOT / "vitlib"
-CORE = ("_checks", "_notebook", "patches", "stems", "embeddings", "attention", "encoder", "model", "costs")  # reading order
+CORE = ("_checks", "_notebook", "patches", "patch_embedding", "position_embedding", "attention", "encoder", "model",
+        "costs")  # reading order
 
 pytestmark = pytest.mark.backend_independent
 

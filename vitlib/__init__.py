@@ -1,6 +1,6 @@
 """vitlib: the Vision Transformer (Dosovitskiy et al. 2021) built one concept at a time, in Keras 3.
 
-The paper's modules, in reading order: patches -> stems -> embeddings -> attention -> encoder -> model -> costs.
+The paper's modules, in reading order: patches -> patch_embedding -> position_embedding -> attention -> encoder -> model -> costs.
 The machinery, in sub-packages: data (images, data sets, input pipelines), training (recipes, the loop, devices,
 resumable runs, experiments), speed (the opt-in speed layer), inspection (analysis, figures, widgets), exercises,
 weights (pretrained checkpoints, the PyTorch port). CONTRIBUTING.md has the picture. This file is the one facade: the
@@ -84,15 +84,6 @@ from vitlib.beyond import mae as _mae  # noqa: E402,F401
 from vitlib.beyond import tome as _tome  # noqa: E402,F401
 from vitlib.data.datasets import load_dataset  # noqa: E402
 from vitlib.data.images import sample_image  # noqa: E402
-from vitlib.embeddings import (  # noqa: E402
-    POSITION_EMBEDDINGS,
-    POSITION_RESIZES,
-    ClassToken,
-    PositionEmbedding,
-    resize_position_embeddings,
-    sincos_1d,
-    sincos_2d,
-)
 from vitlib.encoder import EncoderBlock, MLPBlock, StochasticDepth  # noqa: E402
 from vitlib.exercises.checker import check, solution  # noqa: E402
 from vitlib.model import (  # noqa: E402
@@ -106,6 +97,7 @@ from vitlib.model import (  # noqa: E402
     encoder_blocks,
     parse_variant,
 )
+from vitlib.patch_embedding import STEMS, ConvStem, PatchEmbedding, ShiftedPatchEmbedding, TokenStem, register_stem  # noqa: E402
 from vitlib.patches import (  # noqa: E402
     Patches,
     extract_patches,
@@ -114,8 +106,16 @@ from vitlib.patches import (  # noqa: E402
     patch_grid,
     patches_to_images,
 )
+from vitlib.position_embedding import (  # noqa: E402
+    POSITION_EMBEDDINGS,
+    POSITION_RESIZES,
+    ClassToken,
+    PositionEmbedding,
+    resize_position_embeddings,
+    sincos_1d,
+    sincos_2d,
+)
 from vitlib.speed import adamw as _adamw  # noqa: E402,F401
-from vitlib.stems import STEMS, ConvStem, PatchEmbedding, ShiftedPatchEmbedding, TokenStem, register_stem  # noqa: E402
 from vitlib.training import distill as _distill  # noqa: E402,F401
 from vitlib.training import schedule as _schedule  # noqa: E402,F401
 

@@ -2,8 +2,8 @@
 
 Counts follow the layers of :mod:`vitlib.model`; tests check ``parameter_count`` against built models.
 """
-from vitlib.embeddings import POSITION_EMBEDDINGS
 from vitlib.model import ViTConfig
+from vitlib.position_embedding import POSITION_EMBEDDINGS
 
 
 def _config(config=None, **kwargs):

@@ -18,10 +18,10 @@ from keras import layers, ops
 
 from vitlib import _checks
 from vitlib.attention import ATTENTION_IMPLS, ATTENTION_POSITIONS, ATTENTIONS
-from vitlib.embeddings import POSITION_EMBEDDINGS, ClassToken, PositionEmbedding
 from vitlib.encoder import EncoderBlock, LayerNorm
+from vitlib.patch_embedding import STEMS, layer_name
 from vitlib.patches import patch_grid
-from vitlib.stems import STEMS, layer_name
+from vitlib.position_embedding import POSITION_EMBEDDINGS, ClassToken, PositionEmbedding
 
 # Table 1 of the paper (B, L, H) and of DeiT (Touvron et al. 2021) for Ti and S:
 # name -> (hidden size D, depth L, heads, MLP size). A new size is one entry; "M/16" then parses.

@@ -23,7 +23,7 @@ HELP = {"distill": "weight of a small CNN teacher's soft labels in the loss, 0 t
 
 def build_parser():
     """The command line's options: the recipe's fields, and the registries' names as the choices of their options."""
-    from vitlib import attention, embeddings, model, stems  # the registries
+    from vitlib import attention, model, patch_embedding, position_embedding  # the registries
     from vitlib.data import datasets, pipeline
     from vitlib.training import devices, recipes
 
@@ -56,11 +56,11 @@ def build_parser():
     parser.add_argument("--variant", type=_variant,
                         help=f"model variant such as Ti/4: a size of {', '.join(model.VARIANTS)} and a patch size; "
                              "default: the recipe's custom model")
-    parser.add_argument("--stem", choices=list(stems.STEMS),
+    parser.add_argument("--stem", choices=list(patch_embedding.STEMS),
                         help="tokenizer: plain patches, a conv stem (hybrid) or shifted patch tokenization; "
                              "default: the recipe's, or patch with --variant")
     parser.add_argument("--pool", choices=list(model.POOLS), help="class token or global average pooling")
-    parser.add_argument("--pos-embedding", choices=list(embeddings.POSITION_EMBEDDINGS))
+    parser.add_argument("--pos-embedding", choices=list(position_embedding.POSITION_EMBEDDINGS))
     parser.add_argument("--attention", choices=list(attention.ATTENTIONS), help="the encoder blocks' attention layer")
     parser.add_argument("--attention-position", choices=list(attention.ATTENTION_POSITIONS),
                         help="a position scheme that acts inside attention (such as RoPE)")
@@ -71,7 +71,7 @@ def build_parser():
     parser.add_argument("--resume-from", metavar="MODEL.keras",
                         help="fine-tune this saved vitlib ViT (its architecture replaces the recipe's); with "
                              "--image-size at a new resolution, its position embeddings resized (Sec. 3.2)")
-    parser.add_argument("--pos-resize", choices=list(embeddings.POSITION_RESIZES),
+    parser.add_argument("--pos-resize", choices=list(position_embedding.POSITION_RESIZES),
                         help="--resume-from at a new size: interpolate the position embeddings, or start them anew")
     parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=None,
                         help="Keras fit verbosity: 0 silent, 1 progress bar, 2 one line per epoch (default: 1 in a "

@@ -19,10 +19,10 @@ import numpy as np
 from keras import layers, ops
 
 from vitlib import _checks
-from vitlib.embeddings import sincos_2d
 from vitlib.encoder import EncoderBlock
 from vitlib.model import VisionTransformer
 from vitlib.patches import extract_patches, patches_to_images
+from vitlib.position_embedding import sincos_2d
 
 
 def _gather(x, index):

@@ -1,15 +1,14 @@
 """Looking inside a trained ViT, and showing it.
 
 - :mod:`vitlib.inspection.analysis`: what a ViT learned (Fig. 7 of the paper, attention rollout), with controls;
-- :mod:`vitlib.inspection.plotting`: the notebooks' figures (matplotlib); :mod:`vitlib.inspection.analysis_figures`:
-  the figures of the analyses;
+- :mod:`vitlib.inspection.figures`: every figure (matplotlib): the notebooks' and the analyses';
 - :mod:`vitlib.inspection.widgets`: interactive explorers (ipywidgets).
 
 matplotlib and ipywidgets come with the ``lab`` extra; nothing here is imported by ``import vitlib``.
 """
 import importlib
 
-__all__ = ["analysis", "analysis_figures", "plotting", "widgets"]
+__all__ = ["analysis", "figures", "widgets"]
 
 
 def __getattr__(name):

@@ -23,8 +23,7 @@ from matplotlib.figure import Figure
 
 from vitlib.data.images import SAMPLE_IMAGES, sample_image
 from vitlib.inspection.analysis import attention_rollout, rollout_map
-from vitlib.inspection.analysis_figures import attention_on_image_figure
-from vitlib.inspection.plotting import patch_figure
+from vitlib.inspection.figures import attention_on_image_figure, patch_figure
 from vitlib.model import attention_weights
 from vitlib.patches import num_patches
 

@@ -48,7 +48,7 @@ def train(config, out_dir="runs/digits", verbose="auto", data=None):
     Writes ``out_dir/best.keras`` and ``last.keras`` (plain ViTs), ``history.csv``, ``metrics.json`` and, while running,
     ``backup/``: run the same call again after an interruption and it resumes after the last finished
     epoch. Returns the metrics dict (``test_accuracy``, ``train_seconds``, ``config``, ...) plus
-    ``history``, the per-epoch losses and accuracies (plot them with ``vitlib.inspection.plotting.history_figure``).
+    ``history``, the per-epoch losses and accuracies (plot them with ``vitlib.inspection.figures.history_figure``).
     ``data``: a :class:`vitlib.data.datasets.Dataset` instead of ``load_dataset(config.dataset)`` (a fold of
     ``benchmarks/digits_cv.py``). ``verbose``: as Keras' ``fit`` (0 silent, 1 a progress bar, 2 a line per epoch), or
     ``"line"``: one line updated per epoch (:class:`vitlib.training.progress.EpochLine`), which ``"auto"`` (the default)

@@ -6,7 +6,7 @@ import dataclasses
 
 from vitlib import _checks
 from vitlib.data.pipeline import AUGMENTATIONS
-from vitlib.embeddings import POSITION_RESIZES
+from vitlib.position_embedding import POSITION_RESIZES
 from vitlib.training.devices import JIT_SETTINGS, PRECISIONS, STRATEGIES
 
 

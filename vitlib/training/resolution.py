@@ -16,15 +16,15 @@ from pathlib import Path
 import keras
 
 from vitlib import _checks, speed
-from vitlib.embeddings import POSITION_RESIZES, resize_position_embeddings
 from vitlib.model import VisionTransformer
+from vitlib.position_embedding import POSITION_RESIZES, resize_position_embeddings
 
 
 def at_resolution(model, image_size, method="bilinear", seed=0):
     """A copy of the vitlib ViT ``model`` for images of ``image_size`` (an int or (height, width)), same patch size.
 
     Every weight is copied unchanged except the learned position embeddings, which are resized to the new patch
-    grid by ``method`` (one of ``vitlib.embeddings.POSITION_RESIZES``; ``"reinit"`` keeps the new model's random
+    grid by ``method`` (one of ``vitlib.position_embedding.POSITION_RESIZES``; ``"reinit"`` keeps the new model's random
     table, drawn with ``seed``). Fixed sin-cos tables are computed anew for the new grid. Returns the new model (not
     compiled).
     """

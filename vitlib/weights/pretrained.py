@@ -24,7 +24,7 @@ Nothing is downloaded here: fetch the file first (e.g. ``huggingface_hub.hf_hub_
 import keras
 import numpy as np
 
-from vitlib.embeddings import resize_position_embeddings
+from vitlib.position_embedding import resize_position_embeddings
 from vitlib.weights.checkpoints import Tracked, detect_format, read_checkpoint
 
 

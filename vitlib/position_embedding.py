@@ -2,7 +2,7 @@
 
     z0 = [x_class; x_p^1 E; ...; x_p^N E] + E_pos
 
-(the patch embeddings x_p E come from a stem, :mod:`vitlib.stems`). Two registries: ``POSITION_EMBEDDINGS``, the
+(the patch embeddings x_p E come from a stem, :mod:`vitlib.patch_embedding`). Two registries: ``POSITION_EMBEDDINGS``, the
 kinds of E_pos (name -> :class:`PositionTable`: a fixed table, a learned one, or none), and ``POSITION_RESIZES``, how a
 learned table reaches a new patch grid (Sec. 3.2). Schemes that act inside attention (RoPE) have their own registry,
 ``vitlib.attention.ATTENTION_POSITIONS``.

@@ -1,4 +1,4 @@
-"""vitlib.stems: every stem turns images into one token per patch; the patch embedding as a Dense and as a
+"""vitlib.patch_embedding: every stem turns images into one token per patch; the patch embedding as a Dense and as a
 Conv2D; the conv stem; shifted patch tokenization."""
 import keras
 import numpy as np
