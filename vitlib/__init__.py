@@ -77,7 +77,7 @@ from vitlib.attention import (  # noqa: E402
 )
 
 # The private imports (_flexivit, _mae, _tome, _adamw, _distill, _schedule) register the Keras objects that a saved
-# file may hold: notebook 10's resized embedding, token-merging encoder and autoencoder, and a recipe's optimiser, loss
+# file may hold: notebook 10's resized embedding, token-merging ViT and autoencoder, and a recipe's optimiser, loss
 # and schedule; so every file the project writes loads after a plain `import vitlib`.
 from vitlib.beyond import flexivit as _flexivit  # noqa: E402,F401
 from vitlib.beyond import mae as _mae  # noqa: E402,F401

@@ -1,7 +1,10 @@
 """The speed layer: what makes vitlib train faster on TensorFlow, behind one switch that is off by default.
 
 The teaching core (patches ... costs) and the training loop are plain Keras. With the switch on they hand four things
-to this package, each of which gives the numbers of the plain path (the tests of each module check it):
+to this package. The AdamW and compiled reuse give the numbers of the plain path; the hand-written gradients compute
+the same functions but round differently (a run may end an image apart); seeding gives the same numbers for seed 0
+and other numbers for other seeds (another shuffle of the data: TensorFlow's global seed stays 0). The tests of each
+module check these; a run is reproducible with the same switch, not across it:
 
 - :mod:`~vitlib.speed.gradients`: LayerNorm and GELU with hand-written gradients, swapped into a built ViT;
 - :mod:`~vitlib.speed.adamw`: Keras' AdamW with an update that TensorFlow traces faster;
