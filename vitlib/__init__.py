@@ -11,6 +11,8 @@ import importlib
 import os
 import sys
 
+from vitlib._notebook import in_notebook as _in_notebook
+
 
 @contextlib.contextmanager
 def _stderr_silenced():
@@ -46,18 +48,13 @@ def _import_tensorflow_quietly():
         pass  # Keras reports a missing backend itself
 
 
-def _in_jupyter_kernel():
-    ipython = sys.modules.get("IPython")  # a kernel has imported it already; nothing to import otherwise
-    return ipython is not None and getattr(ipython.get_ipython(), "kernel", None) is not None
-
-
 def _silence_native_logs_in_notebooks():
     """In a Jupyter kernel that asked for quiet (TF_CPP_MIN_LOG_LEVEL >= 2), send file descriptor 2 to /dev/null for
     good. TensorFlow's C++ layer writes there while it runs (e.g. oneDNN's "supports DT_INT64 only on platforms with
     AVX-512" on some CPUs), lines its log level does not filter, which a notebook shows in red as if something failed.
     The kernel's Python stderr (warnings, tracebacks) does not use that descriptor, so learners still see those.
     TF_CPP_MIN_LOG_LEVEL=0 keeps every C++ line."""
-    if os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") in ("2", "3") and _in_jupyter_kernel():
+    if os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") in ("2", "3") and _in_notebook():
         null = os.open(os.devnull, os.O_WRONLY)
         os.dup2(null, 2)
         os.close(null)
