@@ -1,4 +1,5 @@
-"""Command line: ``python -m vitlib.train --dataset digits --epochs 30 --out runs/digits``.
+"""The command line, ``python -m vitlib.train --dataset digits --epochs 30 --out runs/digits``: options in, a run
+out. The training loop it runs is :func:`vitlib.training.loop.train`.
 
 Starts from the data set's recipe (see ``vitlib.training.recipes.RECIPES``), or the generic recipe for a data set
 without one (``recipes.recipe_for``); options override it. Run the same
