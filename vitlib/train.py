@@ -28,7 +28,7 @@ def build_parser():
     from vitlib.data import datasets, pipeline
     from vitlib.training import devices, recipes
 
-    parser = argparse.ArgumentParser(prog="python -m vitlib.train", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m vitlib.train", description=__doc__.split("\n\n")[0].replace("\n", " "))
     parser.add_argument("--dataset", choices=list(datasets.DATASETS), metavar="DATASET", help=_dataset_help())
     canvas = {name: entry.options["canvas_size"] for name, entry in datasets.DATASETS.items()
               if "canvas_size" in entry.options}
