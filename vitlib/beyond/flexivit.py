@@ -216,8 +216,9 @@ def train_flexible(build, data, patch_sizes=(2, 4, 8), seeds=(0, 1, 2), steps=10
 def _train_flexible(build, data, sizes, seeds, steps, config, steps_per_epoch, progress):
     """The budget of :func:`vitlib.training.fitting.train_budget` (its optimiser, pipeline and rows), stepped by hand:
     each step trains the view of the patch size drawn for it, so one ``fit`` cannot run them."""
+    from vitlib.speed.compiled import reset_optimizer
     from vitlib.training.experiments import run_row
-    from vitlib.training.fitting import compile_for_training, reset_optimizer, training_batches
+    from vitlib.training.fitting import compile_for_training, training_batches
     from vitlib.training.progress import Runs
 
     models = {}

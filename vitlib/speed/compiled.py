@@ -21,7 +21,9 @@ _SHARED = {}  # key -> (compiled model, its traced forward pass), for run_grid
 
 
 def reset_optimizer(optimizer):
-    """Back to the state of a freshly built optimiser: step count and every slot (Adam's moments) zero."""
+    """Back to the state of a freshly built optimiser: step count and every slot (Adam's moments) zero, so that one
+    compiled model trains the next run from new weights as a fresh compile would (here, and FlexiViT's views, which
+    share one optimiser). Plain Keras: no internals."""
     for variable in optimizer.variables:
         variable.assign(ops.zeros(variable.shape, variable.dtype))
 

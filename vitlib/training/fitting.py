@@ -63,13 +63,6 @@ def compile_for_training(model, config, steps_per_epoch, loss=None, metrics=None
     return model
 
 
-def reset_optimizer(optimizer):
-    """Back to the state of a freshly built optimiser (step count and Adam's moments zero): one compiled model trains
-    the next run from new weights as a fresh compile would."""
-    for variable in optimizer.variables:
-        variable.assign(ops.zeros(variable.shape, variable.dtype))
-
-
 def training_batches(data, config, seed, repeat=False, drop_remainder=True):
     """The one training pipeline: the training images of ``data`` (a :class:`~vitlib.data.datasets.Dataset`, or an
     array of images alone, for a model without labels) shuffled with ``seed``, the data set's ``train_map`` applied
